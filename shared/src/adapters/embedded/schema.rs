@@ -1,0 +1,56 @@
+//! Tables mirror the access patterns the DynamoDB design serves: every list is a keyset scan of
+//! an index, never a full scan. Domain objects are stored as JSON next to the indexed columns.
+
+use rusqlite::Connection;
+
+const SCHEMA_VERSION: i64 = 1;
+
+pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    conn.execute_batch(
+        "BEGIN;
+        CREATE TABLE IF NOT EXISTS agents (
+            id TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS executions (
+            id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, state TEXT NOT NULL, idempotency_key TEXT,
+            version INTEGER NOT NULL, body TEXT NOT NULL,
+            sent INTEGER NOT NULL DEFAULT 0, replied INTEGER NOT NULL DEFAULT 0,
+            bounced INTEGER NOT NULL DEFAULT 0, unsubscribed INTEGER NOT NULL DEFAULT 0,
+            failed INTEGER NOT NULL DEFAULT 0, prompt_tokens INTEGER NOT NULL DEFAULT 0,
+            completion_tokens INTEGER NOT NULL DEFAULT 0);
+        CREATE INDEX IF NOT EXISTS executions_by_agent ON executions (agent_id, id);
+        CREATE UNIQUE INDEX IF NOT EXISTS executions_by_idempotency_key
+            ON executions (agent_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+        CREATE TABLE IF NOT EXISTS leads (
+            id TEXT PRIMARY KEY, execution_id TEXT NOT NULL, agent_id TEXT NOT NULL,
+            email_key TEXT NOT NULL, state TEXT NOT NULL, on_hold INTEGER NOT NULL,
+            next_due_at INTEGER, version INTEGER NOT NULL, body TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS leads_by_execution_state ON leads (execution_id, state, id);
+        CREATE INDEX IF NOT EXISTS leads_by_execution ON leads (execution_id, id);
+        CREATE INDEX IF NOT EXISTS leads_by_agent_email ON leads (agent_id, email_key);
+        CREATE INDEX IF NOT EXISTS leads_by_email ON leads (email_key);
+        CREATE INDEX IF NOT EXISTS leads_due ON leads (next_due_at) WHERE next_due_at IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS leads_on_hold ON leads (execution_id) WHERE on_hold = 1;
+        CREATE TABLE IF NOT EXISTS sent_messages (
+            message_id TEXT PRIMARY KEY, lead_id TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS research_reports (
+            company_domain TEXT PRIMARY KEY, body TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS drafts (
+            lead_id TEXT NOT NULL, step INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (lead_id, step));
+        CREATE TABLE IF NOT EXISTS execution_logs (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, execution_id TEXT NOT NULL, body TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS execution_logs_by_execution ON execution_logs (execution_id, seq);
+        CREATE TABLE IF NOT EXISTS suppressions (
+            entry TEXT PRIMARY KEY, body TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS queue_messages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, body TEXT NOT NULL,
+            visible_at INTEGER NOT NULL, receive_count INTEGER NOT NULL DEFAULT 0,
+            enqueued_at INTEGER NOT NULL, dead_reason TEXT);
+        CREATE INDEX IF NOT EXISTS queue_messages_ready ON queue_messages (queue, visible_at, id);
+        PRAGMA user_version = 1;
+        COMMIT;",
+    )
+}

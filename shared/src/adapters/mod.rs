@@ -1,0 +1,9 @@
+//! Implementations of the ports.
+
+pub mod cursor;
+pub mod embedded;
+pub mod local_inbox;
+pub mod outbox;
+pub mod site_research;
+pub mod template_drafter;
+pub mod unconfigured;

@@ -1,0 +1,134 @@
+//! Research from the company's own web site: its home page's title, description and headline,
+//! each kept with the URL it was read from. Any failure (no network, a slow or hostile site)
+//! yields an empty report with a note, never a failed lead.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use scraper::{Html, Selector};
+
+use crate::domain::{ResearchFact, ResearchReport};
+use crate::ports::{Clock, WebResearch};
+
+#[derive(Clone, Debug)]
+pub struct SiteResearchLimits {
+    /// The whole fetch, connection included.
+    pub timeout: Duration,
+    /// Bytes read from a page at most; the rest is ignored.
+    pub max_page_bytes: usize,
+}
+
+impl Default for SiteResearchLimits {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(8), max_page_bytes: 512 * 1024 }
+    }
+}
+
+pub struct SiteResearch {
+    http: reqwest::Client,
+    /// `{domain}` is replaced by the company domain; tests point it at a local server.
+    url_pattern: String,
+    limits: SiteResearchLimits,
+    clock: Arc<dyn Clock>,
+}
+
+impl SiteResearch {
+    pub fn new(url_pattern: impl Into<String>, limits: SiteResearchLimits, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(limits.timeout)
+            .connect_timeout(limits.timeout.min(Duration::from_secs(4)))
+            .redirect(reqwest::redirect::Policy::limited(4))
+            .user_agent(concat!("sales-agent-research/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { http, url_pattern: url_pattern.into(), limits, clock })
+    }
+
+    async fn fetch_page(&self, url: &str) -> Result<String, String> {
+        let mut response = self.http.get(url).send().await.map_err(|e| format!("could not fetch {url}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("{url} answered {}", response.status()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading {url} failed: {e}"))? {
+            let room = self.limits.max_page_bytes.saturating_sub(body.len());
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if body.len() >= self.limits.max_page_bytes {
+                break;
+            }
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+fn clean(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Facts a reader sees first on a home page: the title, the description and the main headline.
+pub fn facts_from_home_page(html: &str, source_url: &str) -> (Option<String>, Vec<ResearchFact>) {
+    let document = Html::parse_document(html);
+    let first_text = |selector: &str| {
+        Selector::parse(selector).ok().and_then(|s| document.select(&s).next().map(|e| clean(&e.text().collect::<String>())))
+    };
+    let meta = |selector: &str| {
+        Selector::parse(selector).ok().and_then(|s| document.select(&s).next().and_then(|e| e.value().attr("content").map(clean)))
+    };
+    let description = meta("meta[name=description]").or_else(|| meta("meta[property='og:description']"));
+    let mut facts = Vec::new();
+    // Most specific first: the description says what the company does, the title least.
+    for text in [description.clone(), first_text("h1"), first_text("title")].into_iter().flatten() {
+        let text: String = text.chars().take(300).collect();
+        if text.len() > 3 && !facts.iter().any(|f: &ResearchFact| f.text == text) {
+            facts.push(ResearchFact { text, source_url: source_url.to_string() });
+        }
+    }
+    (description, facts)
+}
+
+#[async_trait]
+impl WebResearch for SiteResearch {
+    async fn research_company(&self, company_name: &str, company_domain: &str) -> ResearchReport {
+        let url = self.url_pattern.replace("{domain}", company_domain);
+        match self.fetch_page(&url).await {
+            Ok(html) => {
+                let (summary, facts) = facts_from_home_page(&html, &url);
+                let note = facts.is_empty().then(|| format!("{url} had no title, description or headline"));
+                ResearchReport { company_domain: company_domain.into(), summary, facts, note, gathered_at: self.clock.now() }
+            }
+            Err(why) => {
+                tracing::info!(company = company_name, domain = company_domain, %why, "research found nothing; drafting from the lead record");
+                ResearchReport::empty(company_domain, why, self.clock.now())
+            }
+        }
+    }
+}
+
+/// Research switched off (no network, or a team that drafts from the lead record only).
+pub struct NoResearch {
+    pub clock: Arc<dyn Clock>,
+}
+
+#[async_trait]
+impl WebResearch for NoResearch {
+    async fn research_company(&self, _company_name: &str, company_domain: &str) -> ResearchReport {
+        ResearchReport::empty(company_domain, "web research is switched off", self.clock.now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_title_description_and_headline_with_their_source() {
+        let html = r#"<html><head><title> Initech | Payroll
+            software </title><meta name="description" content="Payroll for 4,000 mid-size firms."></head>
+            <body><h1>Payroll that runs itself</h1></body></html>"#;
+        let (summary, facts) = facts_from_home_page(html, "https://initech.example/");
+        assert_eq!(summary.as_deref(), Some("Payroll for 4,000 mid-size firms."));
+        let texts: Vec<&str> = facts.iter().map(|f| f.text.as_str()).collect();
+        assert_eq!(texts, ["Payroll for 4,000 mid-size firms.", "Payroll that runs itself", "Initech | Payroll software"]);
+        assert!(facts.iter().all(|f| f.source_url == "https://initech.example/"));
+    }
+}

@@ -1,0 +1,108 @@
+//! The REST surface under `/api/v1`, one axum router that serves both Lambda (through
+//! `lambda_http`) and the local server.
+
+mod agents;
+mod executions;
+pub mod extract;
+pub mod lead_import;
+mod leads;
+pub mod problem;
+mod stats;
+mod unsubscribe;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::domain::unsubscribe::UnsubscribeSigner;
+use crate::ports::{Clock, LeadSource, Queue, Store};
+use crate::steps::{ExecutionControl, StepPorts};
+use problem::Problem;
+
+/// What the API needs, built once at start-up.
+pub struct ApiServices {
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub clock: Arc<dyn Clock>,
+    pub lead_sources: Arc<dyn LeadSource>,
+    pub unsubscribe: UnsubscribeSigner,
+    pub limits: ApiLimits,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct ApiLimits {
+    pub max_body_bytes: usize,
+    pub max_leads_per_execution: usize,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        Self { max_body_bytes: 6 * 1024 * 1024, max_leads_per_execution: 10_000 }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<AppInner>);
+
+pub struct AppInner {
+    pub services: ApiServices,
+    pub control: ExecutionControl,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppInner;
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(services: ApiServices) -> Self {
+        let ports = StepPorts { store: services.store.clone(), queue: services.queue.clone(), clock: services.clock.clone() };
+        Self(Arc::new(AppInner { control: ExecutionControl::new(ports), services }))
+    }
+}
+
+pub fn router(services: ApiServices) -> Router {
+    let body_limit = services.limits.max_body_bytes;
+    let state = AppState::new(services);
+    let api = Router::new()
+        .route("/agents", get(agents::list).post(agents::create))
+        .route("/agents/{agent_id}", get(agents::get).put(agents::replace).delete(agents::delete))
+        .route("/agents/{agent_id}/executions", get(executions::list_for_agent).post(executions::start))
+        .route("/executions", get(executions::list))
+        .route("/executions/{execution_id}", get(executions::get))
+        .route("/executions/{execution_id}/pause", post(executions::pause))
+        .route("/executions/{execution_id}/resume", post(executions::resume))
+        .route("/executions/{execution_id}/cancel", post(executions::cancel))
+        .route("/executions/{execution_id}/logs", get(executions::logs))
+        .route("/executions/{execution_id}/leads", get(executions::leads))
+        .route("/leads", get(leads::list))
+        .route("/leads/{lead_id}", get(leads::get))
+        .route("/leads/{lead_id}/approve", post(leads::approve))
+        .route("/leads/{lead_id}/reject", post(leads::reject))
+        .route("/stats/overview", get(stats::overview));
+    Router::new()
+        .route("/health", get(health))
+        .route("/unsubscribe/{token}", get(unsubscribe::confirm_page).post(unsubscribe::one_click))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+async fn not_found(uri: axum::http::Uri) -> Problem {
+    Problem::not_found(format!("no route for {}", uri.path()))
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::method_not_allowed()
+}

@@ -1,0 +1,89 @@
+//! Campaign statistics: what was sent, who replied, what bounced, overall and per agent.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+
+use super::AppState;
+use super::problem::Problem;
+use crate::domain::{AgentId, ExecutionCounters};
+use crate::ports::PageRequest;
+
+#[derive(Debug, Default, Serialize)]
+pub struct Totals {
+    pub executions: u64,
+    pub leads: u64,
+    pub sent: u64,
+    pub replied: u64,
+    pub bounced: u64,
+    pub unsubscribed: u64,
+    pub failed: u64,
+    /// Replies per email sent.
+    pub response_rate: f64,
+    pub bounce_rate: f64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+impl Totals {
+    fn add(&mut self, lead_count: u64, counters: &ExecutionCounters) {
+        self.executions += 1;
+        self.leads += lead_count;
+        self.sent += counters.sent;
+        self.replied += counters.replied;
+        self.bounced += counters.bounced;
+        self.unsubscribed += counters.unsubscribed;
+        self.failed += counters.failed;
+        self.prompt_tokens += counters.prompt_tokens;
+        self.completion_tokens += counters.completion_tokens;
+    }
+
+    fn finish(mut self) -> Self {
+        if self.sent > 0 {
+            self.response_rate = self.replied as f64 / self.sent as f64;
+            self.bounce_rate = self.bounced as f64 / self.sent as f64;
+        }
+        self
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct AgentTotals {
+    pub agent_id: AgentId,
+    pub name: Option<String>,
+    #[serde(flatten)]
+    pub totals: Totals,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Overview {
+    #[serde(flatten)]
+    pub totals: Totals,
+    pub agents: Vec<AgentTotals>,
+}
+
+pub async fn overview(State(app): State<AppState>) -> Result<Json<Overview>, Problem> {
+    let store = &app.services.store;
+    let mut overall = Totals::default();
+    let mut per_agent: BTreeMap<AgentId, Totals> = BTreeMap::new();
+    let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
+    loop {
+        let executions = store.list_executions(None, &page).await?;
+        for execution in &executions.items {
+            overall.add(execution.lead_count, &execution.counters);
+            per_agent.entry(execution.agent_id).or_default().add(execution.lead_count, &execution.counters);
+        }
+        match executions.next_cursor {
+            Some(cursor) => page.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    let mut agents = Vec::with_capacity(per_agent.len());
+    for (agent_id, totals) in per_agent {
+        let name = store.get_agent(agent_id).await.ok().map(|a| a.name);
+        agents.push(AgentTotals { agent_id, name, totals: totals.finish() });
+    }
+    Ok(Json(Overview { totals: overall.finish(), agents }))
+}

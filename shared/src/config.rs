@@ -1,0 +1,105 @@
+//! Settings, read once at start-up from the environment over sensible defaults. Secrets are
+//! held as `SecretString` and never printed.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// How research reaches the web.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResearchMode {
+    /// Fetch the company's site; degrade to the lead record when it cannot be reached.
+    Web,
+    /// Draft from the lead record only.
+    Off,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Where the embedded database, the outbox and the local inbox live.
+    pub data_dir: PathBuf,
+    /// The address the local server listens on.
+    pub bind: SocketAddr,
+    /// The public base URL of the API, used in unsubscribe links.
+    pub public_base_url: String,
+    /// The key that signs unsubscribe tokens. Locally a random key is created in the data
+    /// folder when none is configured.
+    pub unsubscribe_secret: Option<SecretString>,
+    pub research: ResearchMode,
+    /// `{domain}` is replaced by the company domain.
+    pub research_url_pattern: String,
+    pub research_timeout: Duration,
+    /// How often the local scheduler polls the inbox and enqueues due follow-ups.
+    pub scheduler_interval: Duration,
+    /// Largest request body the API accepts.
+    pub max_body_bytes: usize,
+    /// Most leads one execution may start with.
+    pub max_leads_per_execution: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{name} is invalid: {why}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub why: String,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+fn parsed<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match var(name) {
+        Some(raw) => raw.parse().map_err(|e: T::Err| ConfigError { name, why: format!("'{raw}': {e}") }),
+        None => Ok(default),
+    }
+}
+
+/// Next to the user locally; in Lambda only /tmp is writable.
+fn default_data_dir() -> PathBuf {
+    if crate::telemetry::running_in_lambda() { PathBuf::from("/tmp/sales-agent-data") } else { PathBuf::from("sales-agent-data") }
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let bind: SocketAddr = parsed("SALES_AGENT_BIND", SocketAddr::from(([127, 0, 0, 1], 3000)))?;
+        let research = match var("SALES_AGENT_RESEARCH").as_deref() {
+            None | Some("web") => ResearchMode::Web,
+            Some("off") => ResearchMode::Off,
+            Some(other) => return Err(ConfigError { name: "SALES_AGENT_RESEARCH", why: format!("'{other}' is neither 'web' nor 'off'") }),
+        };
+        Ok(Self {
+            data_dir: var("SALES_AGENT_DATA_DIR").map(PathBuf::from).unwrap_or_else(default_data_dir),
+            public_base_url: var("SALES_AGENT_PUBLIC_URL").unwrap_or_else(|| format!("http://{bind}")),
+            bind,
+            unsubscribe_secret: var("SALES_AGENT_UNSUBSCRIBE_SECRET").map(SecretString::from),
+            research,
+            research_url_pattern: var("SALES_AGENT_RESEARCH_URL").unwrap_or_else(|| "https://{domain}/".into()),
+            research_timeout: Duration::from_secs(parsed("SALES_AGENT_RESEARCH_TIMEOUT_SECS", 8)?),
+            scheduler_interval: Duration::from_secs(parsed("SALES_AGENT_SCHEDULER_INTERVAL_SECS", 60)?),
+            max_body_bytes: parsed("SALES_AGENT_MAX_BODY_BYTES", 6 * 1024 * 1024)?,
+            max_leads_per_execution: parsed("SALES_AGENT_MAX_LEADS", 10_000)?,
+        })
+    }
+
+    /// Defaults for a data folder, as a test or the demo would use them.
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            public_base_url: "http://127.0.0.1:3000".into(),
+            unsubscribe_secret: None,
+            research: ResearchMode::Off,
+            research_url_pattern: "https://{domain}/".into(),
+            research_timeout: Duration::from_secs(8),
+            scheduler_interval: Duration::from_secs(60),
+            max_body_bytes: 6 * 1024 * 1024,
+            max_leads_per_execution: 10_000,
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! An execution: one run of an agent over a set of leads, and its state machine
+//! `created → running ⇄ paused → completed | cancelled | failed`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{AgentId, ExecutionId, Timestamp};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionState {
+    Created,
+    Running,
+    Paused,
+    Completed,
+    Cancelled,
+    Failed,
+}
+
+impl ExecutionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Completed => "completed",
+            Self::Cancelled => "cancelled",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Completed | Self::Cancelled | Self::Failed)
+    }
+
+    /// Whether workers may advance this execution's leads. `created` counts: messages are
+    /// enqueued just before the execution is marked running.
+    pub fn lets_leads_advance(self) -> bool {
+        matches!(self, Self::Created | Self::Running)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecutionCommand {
+    Start,
+    Pause,
+    Resume,
+    Cancel,
+    Complete,
+    Fail,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("an execution that is {} cannot be {}", from.as_str(), command_verb(*command))]
+pub struct InvalidExecutionTransition {
+    pub from: ExecutionState,
+    pub command: ExecutionCommand,
+}
+
+fn command_verb(command: ExecutionCommand) -> &'static str {
+    match command {
+        ExecutionCommand::Start => "started",
+        ExecutionCommand::Pause => "paused",
+        ExecutionCommand::Resume => "resumed",
+        ExecutionCommand::Cancel => "cancelled",
+        ExecutionCommand::Complete => "completed",
+        ExecutionCommand::Fail => "failed",
+    }
+}
+
+impl ExecutionState {
+    /// The pure transition function of the execution state machine.
+    pub fn apply(self, command: ExecutionCommand) -> Result<ExecutionState, InvalidExecutionTransition> {
+        use ExecutionCommand as C;
+        use ExecutionState as S;
+        match (self, command) {
+            (S::Created, C::Start) => Ok(S::Running),
+            (S::Running, C::Pause) => Ok(S::Paused),
+            (S::Paused, C::Resume) => Ok(S::Running),
+            (S::Created | S::Running | S::Paused, C::Cancel) => Ok(S::Cancelled),
+            (S::Running, C::Complete) => Ok(S::Completed),
+            (S::Created | S::Running | S::Paused, C::Fail) => Ok(S::Failed),
+            (from, command) => Err(InvalidExecutionTransition { from, command }),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeadSourceKind {
+    Json,
+    Csv,
+    Apollo,
+}
+
+/// Running totals, updated by atomic increments rather than read-modify-write.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutionCounters {
+    pub sent: u64,
+    pub replied: u64,
+    pub bounced: u64,
+    pub unsubscribed: u64,
+    pub failed: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+impl ExecutionCounters {
+    pub fn sent(n: u64) -> Self {
+        Self { sent: n, ..Self::default() }
+    }
+
+    pub fn response_rate(&self) -> f64 {
+        if self.sent == 0 { 0.0 } else { self.replied as f64 / self.sent as f64 }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Execution {
+    pub id: ExecutionId,
+    pub agent_id: AgentId,
+    pub state: ExecutionState,
+    pub lead_source: LeadSourceKind,
+    pub lead_count: u64,
+    /// A client-chosen key that makes starting an execution safe to retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    #[serde(default)]
+    pub counters: ExecutionCounters,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    pub version: u64,
+}
+
+impl Execution {
+    pub fn new(agent_id: AgentId, lead_source: LeadSourceKind, lead_count: u64, idempotency_key: Option<String>, now: Timestamp) -> Self {
+        Self {
+            id: ExecutionId::generate(),
+            agent_id,
+            state: ExecutionState::Created,
+            lead_source,
+            lead_count,
+            idempotency_key,
+            counters: ExecutionCounters::default(),
+            failure_reason: None,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+            version: 0,
+        }
+    }
+
+    pub fn commanded(&self, command: ExecutionCommand, now: Timestamp) -> Result<Execution, InvalidExecutionTransition> {
+        let state = self.state.apply(command)?;
+        let mut next = self.clone();
+        next.state = state;
+        next.updated_at = now;
+        if state.is_finished() {
+            next.finished_at = Some(now);
+        }
+        Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ExecutionCommand as C;
+    use super::ExecutionState as S;
+
+    #[test]
+    fn pause_and_resume_alternate_and_finished_executions_stay_finished() {
+        assert_eq!(S::Created.apply(C::Start), Ok(S::Running));
+        assert_eq!(S::Running.apply(C::Pause), Ok(S::Paused));
+        assert_eq!(S::Paused.apply(C::Resume), Ok(S::Running));
+        assert!(S::Running.apply(C::Resume).is_err());
+        assert!(S::Paused.apply(C::Pause).is_err());
+        for finished in [S::Completed, S::Cancelled, S::Failed] {
+            for command in [C::Start, C::Pause, C::Resume, C::Cancel, C::Complete, C::Fail] {
+                assert!(finished.apply(command).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn the_error_reads_as_a_sentence() {
+        assert_eq!(S::Completed.apply(C::Pause).unwrap_err().to_string(), "an execution that is completed cannot be paused");
+    }
+}

@@ -1,0 +1,41 @@
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Agent, EmailDraft, Lead, ResearchReport};
+
+pub struct DraftRequest<'a> {
+    pub agent: &'a Agent,
+    pub lead: &'a Lead,
+    pub step: u32,
+    pub research: Option<&'a ResearchReport>,
+    /// The subjects already sent to this lead, oldest first, so a follow-up can refer back.
+    pub previous_subjects: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DraftOutcome {
+    pub draft: EmailDraft,
+    pub usage: Option<TokenUsage>,
+    /// The prompt and the raw response, for the execution log (secrets never appear here).
+    pub transcript: Option<serde_json::Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DraftError {
+    #[error("drafting failed for now: {0}")]
+    Retryable(String),
+    #[error("no acceptable draft: {0}")]
+    Rejected(String),
+}
+
+/// Writes the email for one step to one lead: a template engine or an LLM.
+#[async_trait]
+pub trait Drafter: Send + Sync {
+    async fn draft(&self, request: DraftRequest<'_>) -> Result<DraftOutcome, DraftError>;
+}

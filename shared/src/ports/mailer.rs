@@ -1,0 +1,29 @@
+use async_trait::async_trait;
+
+use crate::domain::outreach_email::OutreachEmail;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendReceipt {
+    /// The provider's id for the message (SES MessageId, outbox file name, SMTP queue id).
+    pub provider_message_id: String,
+}
+
+/// Whether a failed send may have left the building decides what happens to the lead, so the
+/// error says exactly that.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// Nothing was sent (throttled, connection refused before the data phase); retry later.
+    #[error("the mailer refused for now: {0}")]
+    Retryable(String),
+    /// Nothing was sent and retrying will not help (recipient rejected, sender not verified).
+    #[error("the mailer rejected the email: {0}")]
+    Rejected(String),
+    /// The email may or may not have been sent (a timeout after the data was handed over).
+    #[error("the outcome of the send is unknown: {0}")]
+    Ambiguous(String),
+}
+
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    async fn send(&self, email: &OutreachEmail) -> Result<SendReceipt, MailError>;
+}

@@ -1,0 +1,20 @@
+//! The narrow interfaces the step handlers and the REST router talk through. Adapters in
+//! `crate::adapters` implement them for the embedded default and for AWS.
+
+pub mod clock;
+pub mod drafter;
+pub mod inbox;
+pub mod lead_source;
+pub mod mailer;
+pub mod queue;
+pub mod research;
+pub mod store;
+
+pub use clock::{Clock, SystemClock};
+pub use drafter::{DraftError, DraftOutcome, DraftRequest, Drafter, TokenUsage};
+pub use inbox::{InboundMessage, Inbox};
+pub use lead_source::{LeadSource, LeadSourceError, LeadSourceSpec};
+pub use mailer::{MailError, Mailer, SendReceipt};
+pub use queue::{Queue, QueueError, StepMessage, StepQueue};
+pub use research::WebResearch;
+pub use store::{LeadQuery, Page, PageRequest, Store, StoreError};

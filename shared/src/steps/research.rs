@@ -1,0 +1,102 @@
+//! Research: learn about the lead's company once per domain, then hand the lead to drafting.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::journal::{self, lead_entry};
+use super::{Admission, RetryableStepError, StepOutcome, StepPorts, StepResult, admit, skip};
+use crate::domain::{Lead, LeadEvent, LeadStateKind, LogLevel, ResearchReport, SkipReason};
+use crate::ports::{StepMessage, StepQueue, StoreError, WebResearch};
+
+pub struct ResearchStep {
+    ports: StepPorts,
+    research: Arc<dyn WebResearch>,
+}
+
+impl ResearchStep {
+    pub fn new(ports: StepPorts, research: Arc<dyn WebResearch>) -> Self {
+        Self { ports, research }
+    }
+
+    pub async fn handle(&self, message: &StepMessage) -> StepResult {
+        let store = self.ports.store.as_ref();
+        let clock = self.ports.clock.as_ref();
+        let lead = match store.get_lead(message.lead_id).await {
+            Ok(lead) => lead,
+            Err(StoreError::NotFound) => return Ok(StepOutcome::Ignored("no such lead".into())),
+            Err(e) => return Err(e.into()),
+        };
+        match lead.state.kind() {
+            LeadStateKind::Queued => {}
+            // Research finished but the draft message may never have been enqueued.
+            LeadStateKind::Researched => {
+                self.enqueue_draft(&lead).await?;
+                return Ok(StepOutcome::AlreadyDone);
+            }
+            other => return Ok(StepOutcome::Ignored(format!("lead is {other}"))),
+        }
+        if let Admission::Stop(outcome) = admit(store, clock, &lead).await? {
+            return Ok(outcome);
+        }
+        if let Some(entry) = store.suppression_for(&lead.contact.email).await? {
+            skip(store, clock, &lead, SkipReason::Suppressed).await?;
+            journal::record(
+                store,
+                lead_entry(
+                    &lead,
+                    LogLevel::Info,
+                    "lead.skipped",
+                    format!("{} is suppressed ({})", lead.contact.email, entry.reason),
+                    clock.now(),
+                ),
+            )
+            .await;
+            return Ok(StepOutcome::Skipped);
+        }
+
+        let report = self.report_for(&lead).await?;
+        let mut researched = match lead.advanced(LeadEvent::ResearchCompleted, clock.now()) {
+            Ok(next) => next,
+            Err(e) => return Ok(StepOutcome::Ignored(e.to_string())),
+        };
+        researched.research_key = report.as_ref().map(|r| r.company_domain.clone());
+        match store.update_lead(&researched).await {
+            Ok(_) => {}
+            Err(StoreError::Conflict) => return Ok(StepOutcome::AlreadyDone),
+            Err(e) => return Err(e.into()),
+        }
+        let facts = report.as_ref().map_or(0, |r| r.facts.len());
+        let note = report.as_ref().and_then(|r| r.note.clone());
+        journal::record(
+            store,
+            lead_entry(
+                &lead,
+                LogLevel::Info,
+                "lead.researched",
+                format!("research found {facts} facts about {}", lead.contact.company),
+                clock.now(),
+            )
+            .with_data(json!({"company_domain": researched.research_key, "facts": facts, "note": note})),
+        )
+        .await;
+        self.enqueue_draft(&researched).await?;
+        Ok(StepOutcome::Advanced)
+    }
+
+    /// The company's report, researched once per domain and reused for every lead there.
+    async fn report_for(&self, lead: &Lead) -> Result<Option<ResearchReport>, RetryableStepError> {
+        let Some(domain) = lead.contact.research_domain() else { return Ok(None) };
+        if let Some(report) = self.ports.store.get_research(&domain).await? {
+            return Ok(Some(report));
+        }
+        let report = self.research.research_company(&lead.contact.company, &domain).await;
+        self.ports.store.put_research(&report).await?;
+        Ok(Some(report))
+    }
+
+    async fn enqueue_draft(&self, lead: &Lead) -> Result<(), RetryableStepError> {
+        let next = StepMessage { execution_id: lead.execution_id, lead_id: lead.id, step: lead.step };
+        self.ports.queue.enqueue(StepQueue::Draft, &[next]).await.map_err(|e| RetryableStepError(e.to_string()))
+    }
+}
