@@ -47,9 +47,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             if inner.is_syntax() || inner.is_eof() {
                 Err(Problem::malformed(format!("malformed JSON: {inner}")))
             } else {
-                let field = if path == "." { "body".to_string() } else { path };
-                // serde's messages end with " at line X column Y", which helps a human.
-                Err(Problem::invalid_field(&field, inner.to_string()))
+                let message = inner.to_string();
+                // "missing field `pitch`" is about a field below the path serde stopped at.
+                let missing = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next());
+                let field = match (path.as_str(), missing) {
+                    (".", Some(name)) => name.to_string(),
+                    (_, Some(name)) => format!("{path}.{name}"),
+                    (".", None) => "body".to_string(),
+                    _ => path,
+                };
+                let message = if missing.is_some() { "is required".to_string() } else { message };
+                Err(Problem::invalid_field(&field, message))
             }
         }
     }

@@ -13,3 +13,26 @@ impl Clock for SystemClock {
         chrono::Utc::now()
     }
 }
+
+/// A clock that only moves when told to, so a test can reach the day a follow-up is due.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: std::sync::Mutex<Timestamp>,
+}
+
+impl ManualClock {
+    pub fn starting_at(now: Timestamp) -> Self {
+        Self { now: std::sync::Mutex::new(now) }
+    }
+
+    pub fn advance(&self, by: chrono::Duration) {
+        let mut now = self.now.lock().unwrap_or_else(|p| p.into_inner());
+        *now += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        *self.now.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

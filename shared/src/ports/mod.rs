@@ -10,7 +10,7 @@ pub mod queue;
 pub mod research;
 pub mod store;
 
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use drafter::{DraftError, DraftOutcome, DraftRequest, Drafter, TokenUsage};
 pub use inbox::{InboundMessage, Inbox};
 pub use lead_source::{LeadSource, LeadSourceError, LeadSourceSpec};

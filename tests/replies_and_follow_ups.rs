@@ -1,0 +1,101 @@
+//! Follow-ups go out when due, threaded on the first email, unless the lead replied; replies,
+//! bounces and out-of-office answers in the inbox are matched to their leads.
+
+use chrono::Duration;
+use sales_agent_tests::{TestApp, agent_spec, header};
+use serde_json::{Value, json};
+
+const TWO_LEADS: &str = "email,first_name,company\nada@initech.example,Ada,Initech\nbob@globex.example,Bob,Globex\n";
+
+fn lead<'a>(leads: &'a [Value], email: &str) -> &'a Value {
+    leads.iter().find(|l| l["contact"]["email"] == email).expect("the lead")
+}
+
+fn reply_to(message_id: &str, from: &str, extra_headers: &str, text: &str) -> String {
+    format!(
+        "From: {from}\r\nTo: dana@northwind.example\r\nSubject: Re: hello\r\nMessage-ID: <{}@reply.example>\r\n\
+         In-Reply-To: <{message_id}>\r\nReferences: <{message_id}>\r\n{extra_headers}\r\n{text}\r\n",
+        uuid::Uuid::new_v4()
+    )
+}
+
+#[tokio::test]
+async fn given_one_lead_replied_when_the_follow_up_is_due_then_only_the_other_gets_it_threaded_on_the_first_email() {
+    let app = TestApp::new();
+    let agent_id = app.create_agent(&agent_spec()).await;
+    let execution_id = app.start_csv(&agent_id, TWO_LEADS).await;
+    app.drain().await;
+    let leads = app.leads(&execution_id).await;
+    let ada_first = lead(&leads, "ada@initech.example")["sent_messages"][0]["message_id"].as_str().unwrap().to_string();
+    let bob_first = lead(&leads, "bob@globex.example")["sent_messages"][0]["message_id"].as_str().unwrap().to_string();
+
+    app.deliver_to_inbox(
+        "1.eml",
+        &reply_to(&ada_first, "Ada <ada@initech.example>", "", "Yes, let's talk Tuesday.\r\n\r\nOn Monday Dana wrote:\r\n> Hi"),
+    );
+    app.run_scheduled().await;
+    let leads = app.leads(&execution_id).await;
+    let ada = lead(&leads, "ada@initech.example");
+    assert_eq!(ada["state"], "replied");
+    assert_eq!(ada["last_inbound"]["class"], "human_reply");
+    assert_eq!(ada["last_inbound"]["text"], "Yes, let's talk Tuesday.");
+    let execution = app.execution(&execution_id).await;
+    assert_eq!(execution["counters"]["replied"], 1);
+    assert_eq!(execution["response_rate"], 0.5);
+
+    app.clock.advance(Duration::days(2));
+    app.run_scheduled().await;
+    assert_eq!(app.emails().len(), 2, "nothing is due after two days");
+
+    app.clock.advance(Duration::days(1) + Duration::minutes(1));
+    app.run_scheduled().await;
+    let emails = app.emails();
+    assert_eq!(emails.len(), 3, "Bob's follow-up went out; Ada, who replied, got none");
+    let follow_up = emails.iter().find(|e| e.contains(".step1@")).expect("the follow-up");
+    assert_eq!(header(follow_up, "To").map(|t| t.contains("bob@globex.example")), Some(true));
+    assert_eq!(header(follow_up, "Subject"), Some("Re: Globex and forecasting"));
+    assert_eq!(header(follow_up, "In-Reply-To"), Some(format!("<{bob_first}>").as_str()));
+    assert_eq!(header(follow_up, "References"), Some(format!("<{bob_first}>").as_str()));
+
+    let execution = app.execution(&execution_id).await;
+    assert_eq!(execution["lead_counts"], json!({"completed": 1, "replied": 1}));
+    assert_eq!(execution["state"], "completed", "every lead finished");
+
+    app.clock.advance(Duration::days(30));
+    app.run_scheduled().await;
+    assert_eq!(app.emails().len(), 3, "a finished sequence sends nothing more");
+}
+
+#[tokio::test]
+async fn bounces_suppress_the_address_out_of_office_changes_nothing_and_a_second_reading_is_harmless() {
+    let app = TestApp::new();
+    let agent_id = app.create_agent(&agent_spec()).await;
+    let execution_id = app.start_csv(&agent_id, TWO_LEADS).await;
+    app.drain().await;
+    let leads = app.leads(&execution_id).await;
+    let ada_first = lead(&leads, "ada@initech.example")["sent_messages"][0]["message_id"].as_str().unwrap().to_string();
+
+    let bounce = "From: MAILER-DAEMON@mx.globex.example\r\nTo: dana@northwind.example\r\nSubject: Undelivered Mail Returned to Sender\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\n\
+Your message could not be delivered.\r\n--b1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.globex.example\r\n\r\n\
+Final-Recipient: rfc822; bob@globex.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n--b1--\r\n";
+    app.deliver_to_inbox("1-bounce.eml", bounce);
+    let out_of_office = reply_to(&ada_first, "ada@initech.example", "Auto-Submitted: auto-replied\r\n", "I am away until Monday.");
+    app.deliver_to_inbox("2-ooo.eml", &out_of_office);
+    app.run_scheduled().await;
+
+    let leads = app.leads(&execution_id).await;
+    assert_eq!(lead(&leads, "bob@globex.example")["state"], "bounced");
+    assert_eq!(lead(&leads, "ada@initech.example")["state"], "sent", "an out-of-office does not stop the sequence");
+    let execution = app.execution(&execution_id).await;
+    assert_eq!(execution["counters"]["bounced"], 1);
+
+    // The same messages read again (a re-delivered mailbox) change nothing.
+    app.deliver_to_inbox("3-bounce-again.eml", bounce);
+    app.run_scheduled().await;
+    assert_eq!(app.execution(&execution_id).await["counters"]["bounced"], 1);
+
+    let again = app.start_csv(&agent_id, "email,first_name,company\nbob@globex.example,Bob,Globex\n").await;
+    app.drain().await;
+    assert_eq!(app.leads(&again).await[0]["reason"], "suppressed", "a hard-bounced address is never emailed again");
+}
