@@ -6,7 +6,10 @@ use crate::ports::Store;
 
 pub async fn record(store: &dyn Store, entry: ExecutionLogEntry) {
     let (event, message) = (entry.event.clone(), entry.message.clone());
-    tracing::info!(execution_id = %entry.execution_id, lead_id = ?entry.lead_id.map(|l| l.to_string()), %event, "{message}");
+    match entry.lead_id {
+        Some(lead_id) => tracing::info!(execution_id = %entry.execution_id, %lead_id, %event, "{message}"),
+        None => tracing::info!(execution_id = %entry.execution_id, %event, "{message}"),
+    }
     if let Err(error) = store.append_logs(std::slice::from_ref(&entry)).await {
         tracing::warn!(%error, %event, "could not write the execution log entry");
     }

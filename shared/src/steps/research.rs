@@ -91,7 +91,11 @@ impl ResearchStep {
             return Ok(Some(report));
         }
         let report = self.research.research_company(&lead.contact.company, &domain).await;
-        self.ports.store.put_research(&report).await?;
+        // An empty report usually means the site was unreachable for now; keeping it would
+        // deny every later lead at that company a second try.
+        if !report.facts.is_empty() {
+            self.ports.store.put_research(&report).await?;
+        }
         Ok(Some(report))
     }
 
