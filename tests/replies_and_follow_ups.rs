@@ -11,6 +11,21 @@ fn lead<'a>(leads: &'a [Value], email: &str) -> &'a Value {
     leads.iter().find(|l| l["contact"]["email"] == email).expect("the lead")
 }
 
+/// Ada and Bob, each sent the first email of the sequence.
+async fn two_leads_emailed() -> (TestApp, String, String, Vec<Value>) {
+    let app = TestApp::new();
+    let agent_id = app.create_agent(&agent_spec()).await;
+    let execution_id = app.start_csv(&agent_id, TWO_LEADS).await;
+    app.drain().await;
+    let leads = app.leads(&execution_id).await;
+    (app, agent_id, execution_id, leads)
+}
+
+/// The Message-ID of the first email the lead with `email` was sent.
+fn first_message_id(leads: &[Value], email: &str) -> String {
+    lead(leads, email)["sent_messages"][0]["message_id"].as_str().expect("a sent email").to_string()
+}
+
 fn reply_to(message_id: &str, from: &str, extra_headers: &str, text: &str) -> String {
     format!(
         "From: {from}\r\nTo: dana@northwind.example\r\nSubject: Re: hello\r\nMessage-ID: <{}@reply.example>\r\n\
@@ -21,13 +36,9 @@ fn reply_to(message_id: &str, from: &str, extra_headers: &str, text: &str) -> St
 
 #[tokio::test]
 async fn given_one_lead_replied_when_the_follow_up_is_due_then_only_the_other_gets_it_threaded_on_the_first_email() {
-    let app = TestApp::new();
-    let agent_id = app.create_agent(&agent_spec()).await;
-    let execution_id = app.start_csv(&agent_id, TWO_LEADS).await;
-    app.drain().await;
-    let leads = app.leads(&execution_id).await;
-    let ada_first = lead(&leads, "ada@initech.example")["sent_messages"][0]["message_id"].as_str().unwrap().to_string();
-    let bob_first = lead(&leads, "bob@globex.example")["sent_messages"][0]["message_id"].as_str().unwrap().to_string();
+    let (app, _agent_id, execution_id, leads) = two_leads_emailed().await;
+    let ada_first = first_message_id(&leads, "ada@initech.example");
+    let bob_first = first_message_id(&leads, "bob@globex.example");
 
     app.deliver_to_inbox(
         "1.eml",
@@ -68,12 +79,8 @@ async fn given_one_lead_replied_when_the_follow_up_is_due_then_only_the_other_ge
 
 #[tokio::test]
 async fn bounces_suppress_the_address_out_of_office_changes_nothing_and_a_second_reading_is_harmless() {
-    let app = TestApp::new();
-    let agent_id = app.create_agent(&agent_spec()).await;
-    let execution_id = app.start_csv(&agent_id, TWO_LEADS).await;
-    app.drain().await;
-    let leads = app.leads(&execution_id).await;
-    let ada_first = lead(&leads, "ada@initech.example")["sent_messages"][0]["message_id"].as_str().unwrap().to_string();
+    let (app, agent_id, execution_id, leads) = two_leads_emailed().await;
+    let ada_first = first_message_id(&leads, "ada@initech.example");
 
     let bounce = "From: MAILER-DAEMON@mx.globex.example\r\nTo: dana@northwind.example\r\nSubject: Undelivered Mail Returned to Sender\r\n\
 MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\n\

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::journal::{self, lead_entry};
-use super::{Admission, RetryableStepError, StepOutcome, StepPorts, StepResult, admit, fail_lead};
+use super::{Admission, RetryableStepError, StepOutcome, StepPorts, StepResult, admit, fail_lead, load_lead};
 use crate::domain::{ExecutionCounters, Lead, LeadEvent, LeadStateKind, LogLevel};
 use crate::ports::{DraftError, DraftRequest, Drafter, StepMessage, StepQueue, StoreError};
 
@@ -23,10 +23,8 @@ impl DraftStep {
     pub async fn handle(&self, message: &StepMessage) -> StepResult {
         let store = self.ports.store.as_ref();
         let clock = self.ports.clock.as_ref();
-        let lead = match store.get_lead(message.lead_id).await {
-            Ok(lead) => lead,
-            Err(StoreError::NotFound) => return Ok(StepOutcome::Ignored("no such lead".into())),
-            Err(e) => return Err(e.into()),
+        let Some(lead) = load_lead(store, message.lead_id).await? else {
+            return Ok(StepOutcome::Ignored("no such lead".into()));
         };
         if lead.step != message.step {
             return Ok(StepOutcome::Ignored(format!("lead is on step {}, message is for step {}", lead.step, message.step)));

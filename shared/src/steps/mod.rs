@@ -86,6 +86,24 @@ pub(crate) async fn admit(store: &dyn Store, clock: &dyn Clock, lead: &Lead) -> 
     }
 }
 
+/// The lead a message names, or `None` when it no longer exists (the message is then dropped).
+pub(crate) async fn load_lead(store: &dyn Store, id: crate::domain::LeadId) -> Result<Option<Lead>, RetryableStepError> {
+    match store.get_lead(id).await {
+        Ok(lead) => Ok(Some(lead)),
+        Err(StoreError::NotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Skips the lead when its address or its domain is on the suppression list.
+pub(crate) async fn skip_if_suppressed(store: &dyn Store, clock: &dyn Clock, lead: &Lead) -> Result<bool, RetryableStepError> {
+    let Some(entry) = store.suppression_for(&lead.contact.email).await? else { return Ok(false) };
+    skip(store, clock, lead, SkipReason::Suppressed).await?;
+    let why = format!("{} is suppressed ({})", lead.contact.email, entry.reason);
+    journal::record(store, journal::lead_entry(lead, LogLevel::Info, "lead.skipped", why, clock.now())).await;
+    Ok(true)
+}
+
 /// Moves a lead to `skipped`; a lead that changed meanwhile is left to whoever changed it.
 pub(crate) async fn skip(store: &dyn Store, clock: &dyn Clock, lead: &Lead, reason: SkipReason) -> Result<(), RetryableStepError> {
     let Ok(skipped) = lead.advanced(LeadEvent::Skip(reason), clock.now()) else { return Ok(()) };

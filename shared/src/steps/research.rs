@@ -5,8 +5,8 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::journal::{self, lead_entry};
-use super::{Admission, RetryableStepError, StepOutcome, StepPorts, StepResult, admit, skip};
-use crate::domain::{Lead, LeadEvent, LeadStateKind, LogLevel, ResearchReport, SkipReason};
+use super::{Admission, RetryableStepError, StepOutcome, StepPorts, StepResult, admit, load_lead, skip_if_suppressed};
+use crate::domain::{Lead, LeadEvent, LeadStateKind, LogLevel, ResearchReport};
 use crate::ports::{StepMessage, StepQueue, StoreError, WebResearch};
 
 pub struct ResearchStep {
@@ -22,10 +22,8 @@ impl ResearchStep {
     pub async fn handle(&self, message: &StepMessage) -> StepResult {
         let store = self.ports.store.as_ref();
         let clock = self.ports.clock.as_ref();
-        let lead = match store.get_lead(message.lead_id).await {
-            Ok(lead) => lead,
-            Err(StoreError::NotFound) => return Ok(StepOutcome::Ignored("no such lead".into())),
-            Err(e) => return Err(e.into()),
+        let Some(lead) = load_lead(store, message.lead_id).await? else {
+            return Ok(StepOutcome::Ignored("no such lead".into()));
         };
         match lead.state.kind() {
             LeadStateKind::Queued => {}
@@ -39,19 +37,7 @@ impl ResearchStep {
         if let Admission::Stop(outcome) = admit(store, clock, &lead).await? {
             return Ok(outcome);
         }
-        if let Some(entry) = store.suppression_for(&lead.contact.email).await? {
-            skip(store, clock, &lead, SkipReason::Suppressed).await?;
-            journal::record(
-                store,
-                lead_entry(
-                    &lead,
-                    LogLevel::Info,
-                    "lead.skipped",
-                    format!("{} is suppressed ({})", lead.contact.email, entry.reason),
-                    clock.now(),
-                ),
-            )
-            .await;
+        if skip_if_suppressed(store, clock, &lead).await? {
             return Ok(StepOutcome::Skipped);
         }
 

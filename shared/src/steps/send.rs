@@ -13,10 +13,10 @@ use chrono::Duration;
 use serde_json::json;
 
 use super::journal::{self, lead_entry};
-use super::{Admission, RetryableStepError, StepOutcome, StepPorts, StepResult, admit, fail_lead, progress, skip};
+use super::{Admission, RetryableStepError, StepOutcome, StepPorts, StepResult, admit, fail_lead, load_lead, progress, skip_if_suppressed};
 use crate::domain::outreach_email::{self, UnsubscribeLinks};
 use crate::domain::unsubscribe::UnsubscribeSigner;
-use crate::domain::{Agent, ExecutionCounters, Lead, LeadEvent, LeadStateKind, LogLevel, SendClaim, SentMessage, SkipReason};
+use crate::domain::{Agent, ExecutionCounters, Lead, LeadEvent, LeadStateKind, LogLevel, SendClaim, SentMessage};
 use crate::ports::{MailError, Mailer, StepMessage, StoreError};
 
 /// How unsubscribe links in outgoing emails are built.
@@ -50,10 +50,8 @@ impl SendStep {
     pub async fn handle(&self, message: &StepMessage) -> StepResult {
         let store = self.ports.store.as_ref();
         let clock = self.ports.clock.as_ref();
-        let lead = match store.get_lead(message.lead_id).await {
-            Ok(lead) => lead,
-            Err(StoreError::NotFound) => return Ok(StepOutcome::Ignored("no such lead".into())),
-            Err(e) => return Err(e.into()),
+        let Some(lead) = load_lead(store, message.lead_id).await? else {
+            return Ok(StepOutcome::Ignored("no such lead".into()));
         };
         if lead.has_sent_step(message.step) {
             return Ok(StepOutcome::AlreadyDone);
@@ -71,19 +69,7 @@ impl SendStep {
         if let Admission::Stop(outcome) = admit(store, clock, &lead).await? {
             return Ok(outcome);
         }
-        if let Some(entry) = store.suppression_for(&lead.contact.email).await? {
-            skip(store, clock, &lead, SkipReason::Suppressed).await?;
-            journal::record(
-                store,
-                lead_entry(
-                    &lead,
-                    LogLevel::Info,
-                    "lead.skipped",
-                    format!("{} is suppressed ({})", lead.contact.email, entry.reason),
-                    clock.now(),
-                ),
-            )
-            .await;
+        if skip_if_suppressed(store, clock, &lead).await? {
             return Ok(StepOutcome::Skipped);
         }
         let agent = store.get_agent(lead.agent_id).await?;

@@ -41,6 +41,30 @@ fn paged<T>(mut rows: Vec<(String, T)>, limit: i64) -> Page<T> {
     Page { items: rows.into_iter().map(|(_, item)| item).collect(), next_cursor }
 }
 
+/// Reads `(key, JSON body)` rows, one more than the page holds, into a page.
+fn page_of<T: DeserializeOwned>(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+    limit: i64,
+) -> Result<Page<T>, StoreError> {
+    let rows = statement.query_map(params, |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+    let mut items = Vec::new();
+    for row in rows {
+        let (key, body) = row?;
+        items.push((key, parse(&body)?));
+    }
+    Ok(paged(items, limit))
+}
+
+/// Why a conditional update changed no row: the item is gone, or its version moved on.
+fn missed_update(conn: &rusqlite::Connection, table: &str, id: &str) -> StoreError {
+    match conn.query_row(&format!("SELECT 1 FROM {table} WHERE id = ?1"), [id], |_| Ok(())).optional() {
+        Ok(Some(())) => StoreError::Conflict,
+        Ok(None) => StoreError::NotFound,
+        Err(e) => e.into(),
+    }
+}
+
 fn due_millis(at: Option<Timestamp>) -> Option<i64> {
     at.map(|t| t.timestamp_millis())
 }
@@ -118,14 +142,7 @@ impl AgentStore for EmbeddedStore {
         self.db
             .call(move |conn| {
                 let mut statement = conn.prepare_cached("SELECT id, body FROM agents WHERE id > ?1 ORDER BY id LIMIT ?2")?;
-                let rows =
-                    statement.query_map(params![after, limit + 1], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
-                let mut items = Vec::new();
-                for row in rows {
-                    let (id, body) = row?;
-                    items.push((id, parse(&body)?));
-                }
-                Ok(paged(items, limit))
+                page_of(&mut statement, params![after, limit + 1], limit)
             })
             .await
     }
@@ -141,11 +158,7 @@ impl AgentStore for EmbeddedStore {
                     "UPDATE agents SET body = ?1, version = ?2 WHERE id = ?3 AND version = ?4",
                     params![body, next, id, expected],
                 )?;
-                if changed == 1 {
-                    return Ok(());
-                }
-                let exists = conn.query_row("SELECT 1 FROM agents WHERE id = ?1", [&id], |_| Ok(())).optional()?.is_some();
-                Err(if exists { StoreError::Conflict } else { StoreError::NotFound })
+                if changed == 1 { Ok(()) } else { Err(missed_update(conn, "agents", &id)) }
             })
             .await?;
         Ok(stored)
@@ -250,11 +263,7 @@ impl ExecutionStore for EmbeddedStore {
                     "UPDATE executions SET body = ?1, state = ?2, version = ?3 WHERE id = ?4 AND version = ?5",
                     params![body, state, next, id, expected],
                 )?;
-                if changed == 1 {
-                    return Ok(());
-                }
-                let exists = conn.query_row("SELECT 1 FROM executions WHERE id = ?1", [&id], |_| Ok(())).optional()?.is_some();
-                Err(if exists { StoreError::Conflict } else { StoreError::NotFound })
+                if changed == 1 { Ok(()) } else { Err(missed_update(conn, "executions", &id)) }
             })
             .await?;
         Ok(stored)
@@ -344,15 +353,7 @@ impl LeadStore for EmbeddedStore {
                     "SELECT id, body FROM leads WHERE id > ?1 AND (?2 IS NULL OR execution_id = ?2) AND (?3 IS NULL OR agent_id = ?3)
                      AND (?4 IS NULL OR state = ?4) AND (?5 IS NULL OR email_key = ?5) ORDER BY id LIMIT ?6",
                 )?;
-                let rows = statement.query_map(params![after, execution_id, agent_id, state, email, limit + 1], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-                })?;
-                let mut items = Vec::new();
-                for row in rows {
-                    let (id, body) = row?;
-                    items.push((id, parse(&body)?));
-                }
-                Ok(paged(items, limit))
+                page_of(&mut statement, params![after, execution_id, agent_id, state, email, limit + 1], limit)
             })
             .await
     }
@@ -378,9 +379,7 @@ impl LeadStore for EmbeddedStore {
                     ],
                 )?;
                 if changed == 0 {
-                    let exists =
-                        tx.query_row("SELECT 1 FROM leads WHERE id = ?1", [record.id.to_string()], |_| Ok(())).optional()?.is_some();
-                    return Err(if exists { StoreError::Conflict } else { StoreError::NotFound });
+                    return Err(missed_update(&tx, "leads", &record.id.to_string()));
                 }
                 for sent in &record.sent_messages {
                     tx.execute(
@@ -510,16 +509,10 @@ impl LogStore for EmbeddedStore {
         let execution_id = execution_id.to_string();
         self.db
             .call(move |conn| {
-                let mut statement =
-                    conn.prepare_cached("SELECT seq, body FROM execution_logs WHERE execution_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
-                let rows = statement
-                    .query_map(params![execution_id, after, limit + 1], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)))?;
-                let mut items = Vec::new();
-                for row in rows {
-                    let (seq, body) = row?;
-                    items.push((seq.to_string(), parse(&body)?));
-                }
-                Ok(paged(items, limit))
+                let mut statement = conn.prepare_cached(
+                    "SELECT CAST(seq AS TEXT), body FROM execution_logs WHERE execution_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                )?;
+                page_of(&mut statement, params![execution_id, after, limit + 1], limit)
             })
             .await
     }
