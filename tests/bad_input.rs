@@ -126,6 +126,7 @@ async fn bad_query_parameters_are_named() {
     assert_eq!(app.get(&format!("{leads}?limit=many")).await.problem_fields(), ["limit"]);
     assert_eq!(app.get(&format!("{leads}?cursor=forged")).await.problem_fields(), ["cursor"]);
     assert_eq!(app.get("/api/v1/leads?email=nobody").await.problem_fields(), ["email"]);
+    assert_eq!(app.get("/api/v1/leads").await.problem_fields(), ["state"], "a lead list names what it lists by");
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! A test harness around the real local runtime: a temporary data folder, the REST router
 //! called in-process, and workers drained until idle (tests never sleep to wait for work).
 
+pub mod aws;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

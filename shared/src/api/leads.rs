@@ -31,7 +31,7 @@ async fn load(app: &AppState, raw_id: &str) -> Result<Lead, Problem> {
     })
 }
 
-/// Leads in creation order; filter by `state`, `email`, `agent_id` or `execution_id`.
+/// Leads by `execution_id`, `email` or `state`, optionally narrowed by `agent_id`.
 pub async fn list(State(app): State<AppState>, params: Params) -> Result<Json<Page<Lead>>, Problem> {
     let email = params.get("email").map(|raw| EmailAddress::parse(raw).map_err(|e| Problem::invalid_field("email", e.0))).transpose()?;
     let agent_id =
@@ -41,6 +41,10 @@ pub async fn list(State(app): State<AppState>, params: Params) -> Result<Json<Pa
         .map(|raw| raw.parse().map_err(|_| Problem::invalid_field("execution_id", "is not an execution id")))
         .transpose()?;
     let query = LeadQuery { execution_id, agent_id, state: state_filter(&params)?, email };
+    // Every list is served by an index; "all leads of everything" has none.
+    if query.execution_id.is_none() && query.email.is_none() && query.state.is_none() {
+        return Err(Problem::invalid_field("state", "name an execution_id, an email or a state to list leads by"));
+    }
     Ok(Json(app.services.store.list_leads(&query, &params.page()?).await?))
 }
 

@@ -1,0 +1,199 @@
+//! Item layout: keys, index attributes and conversion between domain objects and items.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::adapters::cursor;
+use crate::domain::{Agent, EmailDraft, Execution, ExecutionCounters, ExecutionLogEntry, Lead, LeadStateKind, ResearchReport, Suppression};
+use crate::ports::StoreError;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub const COUNTERS: [&str; 7] = ["sent", "replied", "bounced", "unsubscribed", "failed", "prompt_tokens", "completion_tokens"];
+
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+
+pub fn agent_key(id: impl std::fmt::Display) -> Item {
+    key(format!("AGENT#{id}"), "AGENT")
+}
+
+pub fn execution_key(id: impl std::fmt::Display) -> Item {
+    key(format!("EXEC#{id}"), "EXEC")
+}
+
+pub fn lead_key(id: impl std::fmt::Display) -> Item {
+    key(format!("LEAD#{id}"), "LEAD")
+}
+
+pub fn idempotency_key(agent_id: impl std::fmt::Display, idempotency_key: &str) -> Item {
+    key(format!("IDEMPOTENCY#{agent_id}#{idempotency_key}"), "KEY")
+}
+
+pub fn message_key(message_id: &str) -> Item {
+    key(format!("MESSAGE#{message_id}"), "MESSAGE")
+}
+
+pub fn research_key(domain: &str) -> Item {
+    key(format!("RESEARCH#{domain}"), "RESEARCH")
+}
+
+pub fn draft_key(lead_id: impl std::fmt::Display, step: u32) -> Item {
+    key(format!("LEAD#{lead_id}"), format!("DRAFT#{step:03}"))
+}
+
+pub fn suppression_key(entry: &str) -> Item {
+    key(format!("SUPPRESS#{}", entry.to_ascii_lowercase()), "SUPPRESS")
+}
+
+pub fn executions_of_agent(agent_id: impl std::fmt::Display) -> String {
+    format!("AGENT#{agent_id}#EXECS")
+}
+
+pub fn leads_of_execution(execution_id: impl std::fmt::Display) -> String {
+    format!("EXEC#{execution_id}#LEADS")
+}
+
+pub fn logs_of_execution(execution_id: impl std::fmt::Display) -> String {
+    format!("EXEC#{execution_id}#LOG")
+}
+
+pub fn lead_count_attribute(state: LeadStateKind) -> String {
+    format!("leads_{}", state.as_str())
+}
+
+/// A domain object as the `data` attribute of an item, next to keys and a version.
+pub fn item_with<T: Serialize>(mut item: Item, version: u64, data: &T) -> Result<Item, StoreError> {
+    let data = serde_dynamo::to_attribute_value(data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    item.insert("data".into(), data);
+    item.insert("version".into(), n(version));
+    Ok(item)
+}
+
+pub fn data_of<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
+    let data = item.get("data").cloned().ok_or_else(|| StoreError::Corrupt("an item has no data attribute".into()))?;
+    serde_dynamo::from_attribute_value(data).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub fn number_of(item: &Item, name: &str) -> u64 {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+pub fn agent_item(agent: &Agent) -> Result<Item, StoreError> {
+    let mut item = agent_key(agent.id);
+    item.insert("gsi1pk".into(), s("AGENTS"));
+    item.insert("gsi1sk".into(), s(agent.id.to_string()));
+    item_with(item, agent.version, agent)
+}
+
+/// A new execution item: its data, zeroed counters, and every lead counted as queued.
+pub fn execution_item(execution: &Execution, queued: u64) -> Result<Item, StoreError> {
+    let mut item = execution_key(execution.id);
+    item.insert("gsi1pk".into(), s(executions_of_agent(execution.agent_id)));
+    item.insert("gsi1sk".into(), s(execution.id.to_string()));
+    item.insert("gsi2pk".into(), s("EXECS"));
+    item.insert("gsi2sk".into(), s(execution.id.to_string()));
+    item.insert("state".into(), s(execution.state.as_str()));
+    for counter in COUNTERS {
+        item.insert(counter.into(), n(0));
+    }
+    item.insert(lead_count_attribute(LeadStateKind::Queued), n(queued));
+    item_with(item, execution.version, execution)
+}
+
+pub fn execution_from(item: &Item) -> Result<Execution, StoreError> {
+    let mut execution: Execution = data_of(item)?;
+    execution.version = number_of(item, "version");
+    execution.counters = ExecutionCounters {
+        sent: number_of(item, "sent"),
+        replied: number_of(item, "replied"),
+        bounced: number_of(item, "bounced"),
+        unsubscribed: number_of(item, "unsubscribed"),
+        failed: number_of(item, "failed"),
+        prompt_tokens: number_of(item, "prompt_tokens"),
+        completion_tokens: number_of(item, "completion_tokens"),
+    };
+    Ok(execution)
+}
+
+/// The sort key of the due-follow-ups index: zero-padded so text order is time order.
+pub fn due_sort_key(millis: i64, lead_id: impl std::fmt::Display) -> String {
+    format!("{millis:015}#{lead_id}")
+}
+
+pub fn lead_item(lead: &Lead) -> Result<Item, StoreError> {
+    let state = lead.state.kind().as_str();
+    let mut item = lead_key(lead.id);
+    item.insert("gsi1pk".into(), s(leads_of_execution(lead.execution_id)));
+    item.insert("gsi1sk".into(), s(format!("{state}#{}", lead.id)));
+    item.insert("gsi2pk".into(), s(format!("EMAIL#{}", lead.contact.email.dedupe_key())));
+    item.insert("gsi2sk".into(), s(lead.id.to_string()));
+    item.insert("gsi3pk".into(), s(format!("STATE#{state}")));
+    item.insert("gsi3sk".into(), s(lead.id.to_string()));
+    if let Some(due) = lead.next_step_due_at.filter(|_| matches!(lead.state.kind(), LeadStateKind::Sent | LeadStateKind::FollowUpDue)) {
+        item.insert("gsi4pk".into(), s("DUE"));
+        item.insert("gsi4sk".into(), s(due_sort_key(due.timestamp_millis(), lead.id)));
+    }
+    item.insert("agent_id".into(), s(lead.agent_id.to_string()));
+    item.insert("on_hold".into(), AttributeValue::Bool(lead.on_hold));
+    item_with(item, lead.version, lead)
+}
+
+pub fn lead_from(item: &Item) -> Result<Lead, StoreError> {
+    let mut lead: Lead = data_of(item)?;
+    lead.version = number_of(item, "version");
+    Ok(lead)
+}
+
+pub fn agent_from(item: &Item) -> Result<Agent, StoreError> {
+    let mut agent: Agent = data_of(item)?;
+    agent.version = number_of(item, "version");
+    Ok(agent)
+}
+
+pub fn research_item(report: &ResearchReport) -> Result<Item, StoreError> {
+    item_with(research_key(&report.company_domain), 0, report)
+}
+
+pub fn draft_item(draft: &EmailDraft) -> Result<Item, StoreError> {
+    item_with(draft_key(draft.lead_id, draft.step), 0, draft)
+}
+
+pub fn log_item(entry: &ExecutionLogEntry) -> Result<Item, StoreError> {
+    // The uuid keeps two entries of the same millisecond apart, in the order they were written.
+    let sort = format!("{:015}#{}", entry.at.timestamp_millis(), uuid::Uuid::now_v7());
+    item_with(key(logs_of_execution(entry.execution_id), sort), 0, entry)
+}
+
+pub fn suppression_item(suppression: &Suppression) -> Result<Item, StoreError> {
+    item_with(suppression_key(&suppression.entry), 0, suppression)
+}
+
+/// Index attributes a cursor may carry: a cursor naming anything else was not issued here.
+const KEY_ATTRIBUTES: [&str; 10] = ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk", "gsi4pk", "gsi4sk"];
+
+pub fn encode_cursor(last_key: &Item) -> Result<String, StoreError> {
+    let plain: HashMap<&str, &str> = last_key.iter().filter_map(|(k, v)| v.as_s().ok().map(|v| (k.as_str(), v.as_str()))).collect();
+    Ok(cursor::encode(&serde_json::to_string(&plain)?))
+}
+
+pub fn decode_cursor(raw: Option<&str>) -> Result<Option<Item>, StoreError> {
+    let Some(json) = cursor::decode(raw)? else { return Ok(None) };
+    let plain: HashMap<String, String> = serde_json::from_str(&json).map_err(|_| StoreError::InvalidCursor)?;
+    if plain.is_empty() || plain.keys().any(|k| !KEY_ATTRIBUTES.contains(&k.as_str())) {
+        return Err(StoreError::InvalidCursor);
+    }
+    Ok(Some(plain.into_iter().map(|(k, v)| (k, s(v))).collect()))
+}

@@ -1,0 +1,266 @@
+//! One contract for every store: the same tests run against the embedded SQLite store and
+//! against DynamoDB on moto (a table created from template.yaml), so both keep one semantics.
+
+use std::sync::Arc;
+
+use chrono::{Duration, TimeZone, Utc};
+use sales_agent::adapters::aws::DynamoStore;
+use sales_agent::adapters::embedded::{EmbeddedDb, EmbeddedStore};
+use sales_agent::domain::{
+    Agent, AgentId, AgentSpec, EmailAddress, EmailDraft, Execution, ExecutionCounters, ExecutionLogEntry, ExecutionState, Lead,
+    LeadContact, LeadEvent, LeadSourceKind, LeadStateKind, LogLevel, ResearchFact, ResearchReport, SendClaim, SentMessage, Suppression,
+    Timestamp,
+};
+use sales_agent::ports::store::LeadQuery;
+use sales_agent::ports::{PageRequest, Store, StoreError};
+use sales_agent_tests::{agent_spec, aws};
+
+fn now() -> Timestamp {
+    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
+}
+
+fn agent(name: &str) -> Agent {
+    let mut spec: AgentSpec = serde_json::from_value(agent_spec()).unwrap();
+    spec.name = name.into();
+    spec.into_agent(AgentId::generate(), now())
+}
+
+fn contact(email: &str) -> LeadContact {
+    LeadContact {
+        email: EmailAddress::parse(email).unwrap(),
+        first_name: "Ada".into(),
+        last_name: None,
+        company: "Initech".into(),
+        title: None,
+        company_domain: None,
+        time_zone: None,
+    }
+}
+
+/// An agent's execution with `count` leads, stored.
+async fn execution_with_leads(store: &dyn Store, count: usize, key: Option<&str>) -> (Execution, Vec<Lead>) {
+    let agent = agent("Contract");
+    store.create_agent(&agent).await.unwrap();
+    let execution = Execution::new(agent.id, LeadSourceKind::Csv, count as u64, key.map(str::to_string), now());
+    let leads: Vec<Lead> =
+        (0..count).map(|i| Lead::new(execution.id, agent.id, contact(&format!("lead{i}@initech.example")), now())).collect();
+    store.create_execution(&execution, &leads).await.unwrap();
+    (execution, leads)
+}
+
+async fn agents_are_created_once_listed_in_pages_updated_conditionally_and_deleted(store: Arc<dyn Store>) {
+    let first = agent("One");
+    store.create_agent(&first).await.unwrap();
+    assert!(matches!(store.create_agent(&first).await, Err(StoreError::Conflict)));
+    for name in ["Two", "Three"] {
+        store.create_agent(&agent(name)).await.unwrap();
+    }
+    let page = store.list_agents(&PageRequest::first(2)).await.unwrap();
+    assert_eq!(page.items.len(), 2);
+    let rest = store.list_agents(&PageRequest { cursor: page.next_cursor.clone(), limit: 2 }).await.unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert!(rest.next_cursor.is_none());
+
+    let renamed = Agent { name: "One, renamed".into(), ..store.get_agent(first.id).await.unwrap() };
+    let stored = store.update_agent(&renamed).await.unwrap();
+    assert_eq!(stored.version, 1);
+    assert_eq!(store.get_agent(first.id).await.unwrap().name, "One, renamed");
+    assert!(matches!(store.update_agent(&renamed).await, Err(StoreError::Conflict)), "a stale version is refused");
+
+    store.delete_agent(first.id).await.unwrap();
+    assert!(matches!(store.get_agent(first.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.delete_agent(first.id).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.update_agent(&stored).await, Err(StoreError::NotFound)));
+}
+
+async fn an_execution_is_stored_with_all_its_leads_once_per_idempotency_key(store: Arc<dyn Store>) {
+    // More leads than one BatchWriteItem takes.
+    let (execution, leads) = execution_with_leads(store.as_ref(), 60, Some("import-1")).await;
+    let again = Execution::new(execution.agent_id, LeadSourceKind::Csv, 1, Some("import-1".into()), now());
+    assert!(matches!(store.create_execution(&again, &[]).await, Err(StoreError::Conflict)));
+    assert_eq!(store.find_execution_by_idempotency_key(execution.agent_id, "import-1").await.unwrap().map(|e| e.id), Some(execution.id));
+    assert!(store.find_execution_by_idempotency_key(execution.agent_id, "other").await.unwrap().is_none());
+
+    assert_eq!(store.lead_counts(execution.id).await.unwrap().get(&LeadStateKind::Queued), Some(&60));
+    let query = LeadQuery { execution_id: Some(execution.id), ..Default::default() };
+    let first = store.list_leads(&query, &PageRequest::first(50)).await.unwrap();
+    let second = store.list_leads(&query, &PageRequest { cursor: first.next_cursor.clone(), limit: 50 }).await.unwrap();
+    assert_eq!((first.items.len(), second.items.len()), (50, 10));
+    let mut ids: Vec<_> = first.items.iter().chain(&second.items).map(|l| l.id).collect();
+    ids.sort();
+    let mut expected: Vec<_> = leads.iter().map(|l| l.id).collect();
+    expected.sort();
+    assert_eq!(ids, expected, "every lead once, across pages");
+
+    assert!(store.has_unfinished_executions(execution.agent_id).await.unwrap());
+    let running = store.update_execution(&Execution { state: ExecutionState::Running, ..execution.clone() }).await.unwrap();
+    assert_eq!(running.version, 1);
+    assert!(matches!(store.update_execution(&execution).await, Err(StoreError::Conflict)));
+    store.add_to_counters(execution.id, &ExecutionCounters { sent: 2, prompt_tokens: 100, ..Default::default() }).await.unwrap();
+    store.add_to_counters(execution.id, &ExecutionCounters::sent(1)).await.unwrap();
+    let stored = store.get_execution(execution.id).await.unwrap();
+    assert_eq!((stored.state, stored.counters.sent, stored.counters.prompt_tokens), (ExecutionState::Running, 3, 100));
+    let cancelled = store.update_execution(&Execution { state: ExecutionState::Cancelled, ..stored }).await.unwrap();
+    assert_eq!(cancelled.counters.sent, 3, "a state change keeps the counters");
+    assert!(!store.has_unfinished_executions(execution.agent_id).await.unwrap());
+}
+
+async fn executions_are_listed_newest_first_per_agent_and_overall(store: Arc<dyn Store>) {
+    let (older, _) = execution_with_leads(store.as_ref(), 1, None).await;
+    let newer = Execution::new(older.agent_id, LeadSourceKind::Json, 0, None, now());
+    store.create_execution(&newer, &[]).await.unwrap();
+    let page = store.list_executions(Some(older.agent_id), &PageRequest::first(1)).await.unwrap();
+    assert_eq!(page.items[0].id, newer.id);
+    let next = store.list_executions(Some(older.agent_id), &PageRequest { cursor: page.next_cursor, limit: 1 }).await.unwrap();
+    assert_eq!(next.items[0].id, older.id);
+    assert!(next.next_cursor.is_none());
+    let all = store.list_executions(None, &PageRequest::first(500)).await.unwrap();
+    assert!(all.items.iter().position(|e| e.id == newer.id) < all.items.iter().position(|e| e.id == older.id));
+}
+
+async fn lead_writes_are_conditional_and_keep_the_counts_per_state(store: Arc<dyn Store>) {
+    let (execution, leads) = execution_with_leads(store.as_ref(), 3, None).await;
+    let researched = leads[0].advanced(LeadEvent::ResearchCompleted, now()).unwrap();
+    let stored = store.update_lead(&researched).await.unwrap();
+    assert_eq!(stored.version, 1);
+    assert!(matches!(store.update_lead(&researched).await, Err(StoreError::Conflict)), "the same transition twice");
+    let counts = store.lead_counts(execution.id).await.unwrap();
+    assert_eq!((counts.get(&LeadStateKind::Queued), counts.get(&LeadStateKind::Researched)), (Some(&2), Some(&1)));
+
+    let by_state = LeadQuery { execution_id: Some(execution.id), state: Some(LeadStateKind::Researched), ..Default::default() };
+    assert_eq!(
+        store.list_leads(&by_state, &PageRequest::first(10)).await.unwrap().items.iter().map(|l| l.id).collect::<Vec<_>>(),
+        [leads[0].id]
+    );
+    let across = LeadQuery { state: Some(LeadStateKind::Researched), agent_id: Some(execution.agent_id), ..Default::default() };
+    assert_eq!(store.list_leads(&across, &PageRequest::first(10)).await.unwrap().items.len(), 1);
+    let by_email = LeadQuery { email: Some(EmailAddress::parse("LEAD1@initech.example").unwrap()), ..Default::default() };
+    assert_eq!(store.list_leads(&by_email, &PageRequest::first(10)).await.unwrap().items[0].id, leads[1].id);
+
+    // Through a send, so the lead can be found by the Message-ID it was sent with.
+    let drafted = stored.advanced(LeadEvent::DraftReady { needs_approval: false }, now()).unwrap();
+    let drafted = store.update_lead(&drafted).await.unwrap();
+    let claim = SendClaim { claim_id: "claim-1".into(), claimed_at: now() };
+    let sending = store.update_lead(&drafted.advanced(LeadEvent::SendClaimed(claim), now()).unwrap()).await.unwrap();
+    let mut sent = sending.advanced(LeadEvent::SendConfirmed { claim_id: "claim-1".into(), more_steps: true }, now()).unwrap();
+    sent.sent_messages.push(SentMessage {
+        step: 0,
+        message_id: format!("{}.step0@northwind.example", sent.id),
+        provider_message_id: "provider-1".into(),
+        subject: "Hello".into(),
+        sent_at: now(),
+    });
+    sent.next_step_due_at = Some(now() + Duration::days(3));
+    store.update_lead(&sent).await.unwrap();
+    let found = store.find_lead_by_message_id(&format!("{}.step0@northwind.example", sent.id)).await.unwrap();
+    assert_eq!(found.map(|l| l.id), Some(sent.id));
+    assert!(store.find_lead_by_message_id("unknown@northwind.example").await.unwrap().is_none());
+    let counts = store.lead_counts(execution.id).await.unwrap();
+    assert_eq!((counts.get(&LeadStateKind::Sent), counts.get(&LeadStateKind::Researched)), (Some(&1), None));
+
+    let held = Lead { on_hold: true, ..store.get_lead(leads[2].id).await.unwrap() };
+    store.update_lead(&held).await.unwrap();
+    assert_eq!(store.held_leads(execution.id, 10).await.unwrap().iter().map(|l| l.id).collect::<Vec<_>>(), [leads[2].id]);
+    let missing = Lead::new(execution.id, execution.agent_id, contact("ghost@initech.example"), now());
+    assert!(matches!(store.update_lead(&missing).await, Err(StoreError::NotFound)));
+}
+
+async fn due_follow_ups_come_back_oldest_first_and_only_when_due(store: Arc<dyn Store>) {
+    let (_, leads) = execution_with_leads(store.as_ref(), 3, None).await;
+    for (lead, days) in leads.iter().zip([5, 2, 30]) {
+        let mut sent = lead.clone();
+        sent.state = sales_agent::domain::LeadState::Sent;
+        sent.next_step_due_at = Some(now() + Duration::days(days));
+        store.update_lead(&sent).await.unwrap();
+    }
+    let due: Vec<_> = store.due_follow_ups(now() + Duration::days(6), 10).await.unwrap().into_iter().map(|l| l.id).collect();
+    assert_eq!(due, [leads[1].id, leads[0].id]);
+    assert_eq!(store.due_follow_ups(now() + Duration::days(6), 1).await.unwrap().len(), 1);
+    assert!(store.due_follow_ups(now(), 10).await.unwrap().is_empty());
+}
+
+async fn research_drafts_logs_and_suppressions_round_trip(store: Arc<dyn Store>) {
+    let (execution, leads) = execution_with_leads(store.as_ref(), 1, None).await;
+    let report = ResearchReport {
+        company_domain: "initech.example".into(),
+        summary: Some("Payroll software".into()),
+        facts: vec![ResearchFact { text: "Payroll for 4,000 firms".into(), source_url: "https://initech.example/".into() }],
+        note: None,
+        gathered_at: now(),
+    };
+    store.put_research(&report).await.unwrap();
+    assert_eq!(store.get_research("initech.example").await.unwrap(), Some(report));
+    assert_eq!(store.get_research("globex.example").await.unwrap(), None);
+    let draft = EmailDraft {
+        lead_id: leads[0].id,
+        step: 1,
+        subject: "Hi".into(),
+        body: "Hello".into(),
+        facts_used: vec![],
+        drafted_by: "template".into(),
+        created_at: now(),
+    };
+    store.put_draft(&draft).await.unwrap();
+    assert_eq!(store.get_draft(leads[0].id, 1).await.unwrap(), Some(draft));
+    assert_eq!(store.get_draft(leads[0].id, 0).await.unwrap(), None);
+
+    let entries: Vec<_> = (0..30)
+        .map(|i| {
+            ExecutionLogEntry::execution(LogLevel::Info, execution.id, "test.entry", format!("entry {i:02}"), now() + Duration::seconds(i))
+        })
+        .collect();
+    store.append_logs(&entries[..1]).await.unwrap();
+    store.append_logs(&entries[1..]).await.unwrap();
+    let first = store.list_logs(execution.id, &PageRequest::first(20)).await.unwrap();
+    let rest = store.list_logs(execution.id, &PageRequest { cursor: first.next_cursor.clone(), limit: 20 }).await.unwrap();
+    let messages: Vec<String> = first.items.iter().chain(&rest.items).map(|e| e.message.clone()).collect();
+    assert_eq!(messages, (0..30).map(|i| format!("entry {i:02}")).collect::<Vec<_>>(), "oldest first, every entry once");
+
+    let address = EmailAddress::parse("ada@initech.example").unwrap();
+    assert!(store.suppression_for(&address).await.unwrap().is_none());
+    store.suppress(&Suppression { entry: "ada@initech.example".into(), reason: "unsubscribed".into(), created_at: now() }).await.unwrap();
+    store.suppress(&Suppression { entry: "ada@initech.example".into(), reason: "manual".into(), created_at: now() }).await.unwrap();
+    assert_eq!(store.suppression_for(&address).await.unwrap().map(|s| s.reason), Some("unsubscribed".into()), "the first reason is kept");
+    store.suppress(&Suppression { entry: "globex.example".into(), reason: "manual".into(), created_at: now() }).await.unwrap();
+    assert!(
+        store.suppression_for(&EmailAddress::parse("anyone@globex.example").unwrap()).await.unwrap().is_some(),
+        "a domain covers its addresses"
+    );
+}
+
+async fn a_cursor_that_was_not_issued_is_refused(store: Arc<dyn Store>) {
+    let forged = PageRequest { cursor: Some("Zm9yZ2Vk".into()), limit: 10 };
+    assert!(matches!(store.list_agents(&forged).await, Err(StoreError::InvalidCursor)));
+}
+
+fn embedded() -> Arc<dyn Store> {
+    Arc::new(EmbeddedStore::new(EmbeddedDb::in_memory().unwrap()))
+}
+
+async fn dynamodb() -> Arc<dyn Store> {
+    let config = aws::config().await;
+    let table = aws::unique("contract");
+    aws::create_state_table(&config, &table).await;
+    Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table))
+}
+
+macro_rules! contract {
+    ($($test:ident),* $(,)?) => {
+        mod embedded_store {
+            $( #[tokio::test] async fn $test() { super::$test(super::embedded()).await } )*
+        }
+        mod dynamodb_store {
+            $( #[tokio::test] async fn $test() { super::$test(super::dynamodb().await).await } )*
+        }
+    };
+}
+
+contract!(
+    agents_are_created_once_listed_in_pages_updated_conditionally_and_deleted,
+    an_execution_is_stored_with_all_its_leads_once_per_idempotency_key,
+    executions_are_listed_newest_first_per_agent_and_overall,
+    lead_writes_are_conditional_and_keep_the_counts_per_state,
+    due_follow_ups_come_back_oldest_first_and_only_when_due,
+    research_drafts_logs_and_suppressions_round_trip,
+    a_cursor_that_was_not_issued_is_refused,
+);
