@@ -103,15 +103,15 @@ async fn the_sqs_events_move_a_lead_through_research_draft_and_send_once() {
         ("sqs-send.json", Box::new(app.runtime.send_step()), "sent"),
     ];
     for (name, worker, state) in &workers {
-        let response = process_batch(sqs_event(name, &ids), worker.as_ref()).await;
+        let response = process_batch(sqs_event(name, &ids), worker.as_ref(), 5).await;
         assert!(response.batch_item_failures.is_empty(), "{name}");
         assert_eq!(app.leads(&execution_id).await[0]["state"], *state, "after {name}");
     }
-    let redelivered = process_batch(sqs_event("sqs-send.json", &ids), workers[2].1.as_ref()).await;
+    let redelivered = process_batch(sqs_event("sqs-send.json", &ids), workers[2].1.as_ref(), 5).await;
     assert!(redelivered.batch_item_failures.is_empty());
     assert_eq!(app.emails().len(), 1, "a redelivered send message sends nothing");
 
-    let unedited = process_batch(sqs_event("sqs-send.json", &Ids::default()), workers[2].1.as_ref()).await;
+    let unedited = process_batch(sqs_event("sqs-send.json", &Ids::default()), workers[2].1.as_ref(), 5).await;
     assert!(unedited.batch_item_failures.is_empty(), "a message for an unknown lead is dropped, not retried forever");
 }
 

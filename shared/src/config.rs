@@ -16,8 +16,30 @@ pub enum ResearchMode {
     Off,
 }
 
+/// Where state, queues and mail live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// One SQLite file, a local outbox: the local mode.
+    Embedded,
+    /// DynamoDB, SQS, SES and Secrets Manager: the deployed stack.
+    Aws,
+}
+
+/// The AWS resources the deployed functions use, named by template.yaml's environment.
+#[derive(Clone, Debug, Default)]
+pub struct AwsResources {
+    pub table: Option<String>,
+    pub research_queue_url: Option<String>,
+    pub draft_queue_url: Option<String>,
+    pub send_queue_url: Option<String>,
+    pub secret_id: Option<String>,
+    pub ses_configuration_set: Option<String>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Settings {
+    pub backend: Backend,
+    pub aws: AwsResources,
     /// Where the embedded database, the outbox and the local inbox live.
     pub data_dir: PathBuf,
     /// The address the local server listens on.
@@ -37,6 +59,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Most leads one execution may start with.
     pub max_leads_per_execution: usize,
+    /// The step queues' redrive `maxReceiveCount`: the attempt after which a lead is failed.
+    pub max_receive_count: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,12 +92,32 @@ fn default_data_dir() -> PathBuf {
 impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
         let bind: SocketAddr = parsed("SALES_AGENT_BIND", SocketAddr::from(([127, 0, 0, 1], 3000)))?;
+        let aws = AwsResources {
+            table: var("SALES_AGENT_TABLE"),
+            research_queue_url: var("SALES_AGENT_RESEARCH_QUEUE_URL"),
+            draft_queue_url: var("SALES_AGENT_DRAFT_QUEUE_URL"),
+            send_queue_url: var("SALES_AGENT_SEND_QUEUE_URL"),
+            secret_id: var("SALES_AGENT_SECRET_ARN"),
+            ses_configuration_set: var("SALES_AGENT_SES_CONFIGURATION_SET"),
+        };
+        // A table name means a deployed stack unless the backend is named explicitly.
+        let backend = match var("SALES_AGENT_BACKEND").as_deref() {
+            Some("embedded") => Backend::Embedded,
+            Some("aws") => Backend::Aws,
+            None if aws.table.is_some() => Backend::Aws,
+            None => Backend::Embedded,
+            Some(other) => {
+                return Err(ConfigError { name: "SALES_AGENT_BACKEND", why: format!("'{other}' is neither 'embedded' nor 'aws'") });
+            }
+        };
         let research = match var("SALES_AGENT_RESEARCH").as_deref() {
             None | Some("web") => ResearchMode::Web,
             Some("off") => ResearchMode::Off,
             Some(other) => return Err(ConfigError { name: "SALES_AGENT_RESEARCH", why: format!("'{other}' is neither 'web' nor 'off'") }),
         };
         Ok(Self {
+            backend,
+            aws,
             data_dir: var("SALES_AGENT_DATA_DIR").map(PathBuf::from).unwrap_or_else(default_data_dir),
             public_base_url: var("SALES_AGENT_PUBLIC_URL").unwrap_or_else(|| format!("http://{bind}")),
             bind,
@@ -84,12 +128,15 @@ impl Settings {
             scheduler_interval: Duration::from_secs(parsed("SALES_AGENT_SCHEDULER_INTERVAL_SECS", 60)?),
             max_body_bytes: parsed("SALES_AGENT_MAX_BODY_BYTES", 6 * 1024 * 1024)?,
             max_leads_per_execution: parsed("SALES_AGENT_MAX_LEADS", 10_000)?,
+            max_receive_count: parsed("SALES_AGENT_MAX_RECEIVE_COUNT", 5)?,
         })
     }
 
     /// Defaults for a data folder, as a test or the demo would use them.
     pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
         Self {
+            backend: Backend::Embedded,
+            aws: AwsResources::default(),
             data_dir: data_dir.into(),
             bind: SocketAddr::from(([127, 0, 0, 1], 3000)),
             public_base_url: "http://127.0.0.1:3000".into(),
@@ -100,6 +147,7 @@ impl Settings {
             scheduler_interval: Duration::from_secs(60),
             max_body_bytes: 6 * 1024 * 1024,
             max_leads_per_execution: 10_000,
+            max_receive_count: 5,
         }
     }
 }

@@ -11,5 +11,6 @@ pub mod domain;
 pub mod lambda;
 pub mod local;
 pub mod ports;
+pub mod runtime;
 pub mod steps;
 pub mod telemetry;

@@ -33,11 +33,25 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
-/// The template's resources, with CloudFormation's `!Ref`-style tags kept as tagged values.
-pub fn template_resource(logical_id: &str) -> Value {
+fn template() -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
-    let template: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    template["Resources"][logical_id]["Properties"].clone()
+    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A resource's properties, with CloudFormation's `!Ref`-style tags kept as tagged values.
+pub fn template_resource(logical_id: &str) -> Value {
+    template()["Resources"][logical_id]["Properties"].clone()
+}
+
+/// A literal, or a `!Ref` to a parameter resolved to the parameter's default.
+fn resolve(value: &Value) -> Value {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "!Ref" => {
+            let name = tagged.value.as_str().expect("!Ref names a parameter");
+            template()["Parameters"][name]["Default"].clone()
+        }
+        other => other.clone(),
+    }
 }
 
 fn text(value: &Value) -> String {
@@ -98,4 +112,92 @@ pub async fn create_state_table(config: &aws_config::SdkConfig, name: &str) {
         .send()
         .await
         .expect("the table from template.yaml is created on moto");
+}
+
+/// The step queues and their dead-letter queues, made from template.yaml's definitions.
+pub struct DeployedQueues {
+    pub urls: sales_agent::adapters::aws::QueueUrls,
+    pub dead_letters: sales_agent::adapters::aws::QueueUrls,
+    pub arns: sales_agent::adapters::aws::QueueUrls,
+    /// `maxReceiveCount` of the redrive policies.
+    pub max_receive_count: u32,
+}
+
+async fn create_queue(
+    client: &aws_sdk_sqs::Client,
+    name: &str,
+    attributes: Vec<(aws_sdk_sqs::types::QueueAttributeName, String)>,
+) -> (String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let mut request = client.create_queue().queue_name(name);
+    for (key, value) in attributes {
+        request = request.attributes(key, value);
+    }
+    let url = request.send().await.expect("the queue is created on moto").queue_url.unwrap();
+    let arn = client.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::QueueArn).send().await.unwrap();
+    let arn = arn.attributes.unwrap().remove(&QueueAttributeName::QueueArn).unwrap();
+    (url, arn)
+}
+
+fn number(value: &Value) -> String {
+    match &resolve(value) {
+        Value::Number(n) => n.to_string(),
+        other => text(other),
+    }
+}
+
+/// Creates the three step queues with their dead-letter queues as template.yaml defines them.
+pub async fn create_step_queues(config: &aws_config::SdkConfig) -> DeployedQueues {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let client = aws_sdk_sqs::Client::new(config);
+    let prefix = unique("stack");
+    let mut made = Vec::new();
+    let mut max_receive_count = 0;
+    for (queue, dead_letter) in
+        [("ResearchQueue", "ResearchDeadLetterQueue"), ("DraftQueue", "DraftDeadLetterQueue"), ("SendQueue", "SendDeadLetterQueue")]
+    {
+        let definition = template_resource(queue);
+        let dlq_definition = template_resource(dead_letter);
+        let (dlq_url, dlq_arn) = create_queue(
+            &client,
+            &format!("{prefix}-{dead_letter}"),
+            vec![(QueueAttributeName::MessageRetentionPeriod, number(&dlq_definition["MessageRetentionPeriod"]))],
+        )
+        .await;
+        let redrive = &definition["RedrivePolicy"];
+        max_receive_count = resolve(&redrive["maxReceiveCount"]).as_u64().expect("maxReceiveCount is a number") as u32;
+        let policy = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}).to_string();
+        let (url, arn) = create_queue(
+            &client,
+            &format!("{prefix}-{queue}"),
+            vec![
+                (QueueAttributeName::VisibilityTimeout, number(&definition["VisibilityTimeout"])),
+                (QueueAttributeName::MessageRetentionPeriod, number(&definition["MessageRetentionPeriod"])),
+                (QueueAttributeName::RedrivePolicy, policy),
+            ],
+        )
+        .await;
+        made.push((url, arn, dlq_url));
+    }
+    let pick = |i: usize, f: fn(&(String, String, String)) -> String| f(&made[i]);
+    let set = |f: fn(&(String, String, String)) -> String| sales_agent::adapters::aws::QueueUrls {
+        research: pick(0, f),
+        draft: pick(1, f),
+        send: pick(2, f),
+    };
+    DeployedQueues { urls: set(|m| m.0.clone()), arns: set(|m| m.1.clone()), dead_letters: set(|m| m.2.clone()), max_receive_count }
+}
+
+/// The raw emails moto's SES accepted, as (destinations, MIME text).
+pub async fn sent_emails() -> Vec<(Vec<String>, String)> {
+    let data: serde_json::Value = reqwest::get(format!("{}/moto-api/data.json", endpoint())).await.unwrap().json().await.unwrap();
+    data["ses"]["RawMessage"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            let destinations = m["destinations"].as_array().into_iter().flatten().filter_map(|d| d.as_str().map(str::to_string)).collect();
+            (destinations, m["raw_data"].as_str().unwrap_or_default().to_string())
+        })
+        .collect()
 }

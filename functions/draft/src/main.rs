@@ -1,11 +1,12 @@
 //! The draft worker: handles batches from the draft queue with partial batch failures.
 
 use sales_agent::config::Settings;
-use sales_agent::local::EmbeddedRuntime;
+use sales_agent::runtime::Runtime;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     sales_agent::telemetry::init();
-    let runtime = EmbeddedRuntime::open(Settings::from_env()?)?;
-    sales_agent::lambda::serve_step_worker(runtime.draft_step()).await
+    let runtime = Runtime::connect(Settings::from_env()?).await?;
+    let max_receive_count = runtime.settings.max_receive_count;
+    sales_agent::lambda::serve_step_worker(runtime.draft_step(), max_receive_count).await
 }

@@ -28,7 +28,8 @@ pub struct ApiServices {
     pub queue: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
     pub lead_sources: Arc<dyn LeadSource>,
-    pub unsubscribe: UnsubscribeSigner,
+    /// Verifies unsubscribe tokens; without it every token is refused.
+    pub unsubscribe: Option<UnsubscribeSigner>,
     pub limits: ApiLimits,
 }
 

@@ -10,12 +10,13 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use crate::steps::{ScheduledReport, ScheduledTasks, StepWorker};
 pub use sqs_batch::process_batch;
 
-/// Runs a worker Lambda: each SQS batch goes through `process_batch`.
-pub async fn serve_step_worker(worker: impl StepWorker + 'static) -> Result<(), Error> {
+/// Runs a worker Lambda: each SQS batch goes through `process_batch`. `max_receive_count` is
+/// the queue's redrive policy, so the last attempt is known.
+pub async fn serve_step_worker(worker: impl StepWorker + 'static, max_receive_count: u32) -> Result<(), Error> {
     let worker = Arc::new(worker);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let worker = worker.clone();
-        async move { Ok::<SqsBatchResponse, Error>(process_batch(event.payload, worker.as_ref()).await) }
+        async move { Ok::<SqsBatchResponse, Error>(process_batch(event.payload, worker.as_ref(), max_receive_count).await) }
     }))
     .await
 }

@@ -84,7 +84,7 @@ impl LocalRunner {
             Err(error) if delivery.receive_count >= QueueSettings::default().max_receive_count => {
                 tracing::error!(queue = worker.queue().as_str(), lead_id = %message.lead_id, %error, "giving up after repeated failures");
                 let reason = format!("{} step gave up after {} attempts: {error}", worker.queue().as_str(), delivery.receive_count);
-                if crate::steps::abandon(self.store.as_ref(), self.clock.as_ref(), &message, reason).await.is_ok() {
+                if worker.give_up(&message, reason).await.is_ok() {
                     let _ = self.queue.delete(delivery.receipt).await;
                 }
                 Handled::GaveUp

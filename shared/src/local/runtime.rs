@@ -1,39 +1,41 @@
-//! Builds every component of the embedded default from the settings, once.
+//! The embedded default: every port over one data folder.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::Router;
 use secrecy::SecretString;
 
 use crate::adapters::embedded::{EmbeddedDb, EmbeddedQueue, EmbeddedStore, QueueSettings};
 use crate::adapters::local_inbox::MaildirInbox;
 use crate::adapters::outbox::OutboxMailer;
-use crate::adapters::site_research::{NoResearch, SiteResearch, SiteResearchLimits};
 use crate::adapters::template_drafter::TemplateDrafter;
 use crate::adapters::unconfigured::NoLeadSources;
-use crate::api::{self, ApiLimits, ApiServices};
-use crate::config::{ResearchMode, Settings};
+use crate::config::Settings;
 use crate::domain::unsubscribe::UnsubscribeSigner;
-use crate::ports::{Clock, Drafter, Inbox, LeadSource, Mailer, Store, SystemClock, WebResearch};
-use crate::steps::follow_ups::FollowUpScheduler;
-use crate::steps::{DraftStep, ReplyProcessor, ResearchStep, ScheduledTasks, SendStep, StepPorts, StepWorker, UnsubscribeSettings};
+use crate::ports::{Clock, Store, SystemClock};
+use crate::runtime::{Runtime, research_for};
+use crate::steps::StepWorker;
 
-/// Every port of the local mode. Fields are public so a test can swap one adapter (a failing
-/// mailer, a store that crashes) and keep the rest real.
+/// The runtime of the local mode. It keeps the embedded queue's concrete type, which the local
+/// runner receives from, and otherwise is a `Runtime` (it dereferences to one).
 #[derive(Clone)]
 pub struct EmbeddedRuntime {
-    pub settings: Settings,
-    pub store: Arc<dyn Store>,
+    pub runtime: Runtime,
     pub queue: Arc<EmbeddedQueue>,
-    pub clock: Arc<dyn Clock>,
-    pub research: Arc<dyn WebResearch>,
-    pub drafter: Arc<dyn Drafter>,
-    pub mailer: Arc<dyn Mailer>,
-    pub inbox: Arc<dyn Inbox>,
-    pub lead_sources: Arc<dyn LeadSource>,
-    pub signer: UnsubscribeSigner,
+}
+
+impl std::ops::Deref for EmbeddedRuntime {
+    type Target = Runtime;
+    fn deref(&self) -> &Runtime {
+        &self.runtime
+    }
+}
+
+impl std::ops::DerefMut for EmbeddedRuntime {
+    fn deref_mut(&mut self) -> &mut Runtime {
+        &mut self.runtime
+    }
 }
 
 impl EmbeddedRuntime {
@@ -58,71 +60,24 @@ impl EmbeddedRuntime {
         let db = EmbeddedDb::open(&db_path).with_context(|| format!("opening the database {}", db_path.display()))?;
         let queue = Arc::new(EmbeddedQueue::new(db.clone(), QueueSettings::default()));
         let store: Arc<dyn Store> = Arc::new(EmbeddedStore::new(db));
-        let research: Arc<dyn WebResearch> = match settings.research {
-            ResearchMode::Off => Arc::new(NoResearch { clock: clock.clone() }),
-            ResearchMode::Web => Arc::new(SiteResearch::new(
-                settings.research_url_pattern.clone(),
-                SiteResearchLimits { timeout: settings.research_timeout, ..Default::default() },
-                clock.clone(),
-            )?),
-        };
         let signer = UnsubscribeSigner::new(unsubscribe_secret(&settings)?);
-        Ok(Self {
+        let runtime = Runtime {
+            research: research_for(&settings, clock.clone())?,
             drafter: Arc::new(TemplateDrafter::new(clock.clone())),
             mailer: Arc::new(OutboxMailer::new(Self::outbox_dir(&settings))),
-            inbox: Arc::new(MaildirInbox::new(Self::inbox_dir(&settings))),
+            inbox: Some(Arc::new(MaildirInbox::new(Self::inbox_dir(&settings)))),
             lead_sources: Arc::new(NoLeadSources),
-            research,
+            signer: Some(signer),
+            queue: queue.clone(),
             store,
-            queue,
             clock,
-            signer,
             settings,
-        })
-    }
-
-    pub fn step_ports(&self) -> StepPorts {
-        StepPorts { store: self.store.clone(), queue: self.queue.clone(), clock: self.clock.clone() }
-    }
-
-    pub fn router(&self) -> Router {
-        api::router(ApiServices {
-            store: self.store.clone(),
-            queue: self.queue.clone(),
-            clock: self.clock.clone(),
-            lead_sources: self.lead_sources.clone(),
-            unsubscribe: self.signer.clone(),
-            limits: ApiLimits {
-                max_body_bytes: self.settings.max_body_bytes,
-                max_leads_per_execution: self.settings.max_leads_per_execution,
-            },
-        })
-    }
-
-    pub fn research_step(&self) -> ResearchStep {
-        ResearchStep::new(self.step_ports(), self.research.clone())
-    }
-
-    pub fn draft_step(&self) -> DraftStep {
-        DraftStep::new(self.step_ports(), self.drafter.clone())
-    }
-
-    pub fn send_step(&self) -> SendStep {
-        let unsubscribe = UnsubscribeSettings { signer: self.signer.clone(), public_base_url: self.settings.public_base_url.clone() };
-        SendStep::new(self.step_ports(), self.mailer.clone(), unsubscribe)
+        };
+        Ok(Self { runtime, queue })
     }
 
     pub fn workers(&self) -> Vec<Arc<dyn StepWorker>> {
         vec![Arc::new(self.research_step()), Arc::new(self.draft_step()), Arc::new(self.send_step())]
-    }
-
-    pub fn scheduled_tasks(&self) -> ScheduledTasks {
-        ScheduledTasks {
-            replies: Some(ReplyProcessor::new(self.store.clone(), self.inbox.clone(), self.clock.clone())),
-            follow_ups: FollowUpScheduler::new(self.step_ports()),
-            reply_batch: 200,
-            follow_up_batch: 500,
-        }
     }
 }
 

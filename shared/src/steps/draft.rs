@@ -11,7 +11,7 @@ use crate::domain::{ExecutionCounters, Lead, LeadEvent, LeadStateKind, LogLevel}
 use crate::ports::{DraftError, DraftRequest, Drafter, StepMessage, StepQueue, StoreError};
 
 pub struct DraftStep {
-    ports: StepPorts,
+    pub(crate) ports: StepPorts,
     drafter: Arc<dyn Drafter>,
 }
 

@@ -149,6 +149,9 @@ pub async fn abandon(store: &dyn Store, clock: &dyn Clock, message: &crate::port
 pub trait StepWorker: Send + Sync {
     fn queue(&self) -> crate::ports::StepQueue;
     async fn handle(&self, message: &crate::ports::StepMessage) -> StepResult;
+    /// Called when a message has failed on its last allowed attempt: the lead is failed with
+    /// the reason (or parked, when a send may have left).
+    async fn give_up(&self, message: &crate::ports::StepMessage, reason: String) -> StepResult;
 }
 
 macro_rules! step_worker {
@@ -160,6 +163,9 @@ macro_rules! step_worker {
             }
             async fn handle(&self, message: &crate::ports::StepMessage) -> StepResult {
                 <$step>::handle(self, message).await
+            }
+            async fn give_up(&self, message: &crate::ports::StepMessage, reason: String) -> StepResult {
+                abandon(self.ports.store.as_ref(), self.ports.clock.as_ref(), message, reason).await
             }
         }
     };

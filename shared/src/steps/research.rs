@@ -10,7 +10,7 @@ use crate::domain::{Lead, LeadEvent, LeadStateKind, LogLevel, ResearchReport};
 use crate::ports::{StepMessage, StepQueue, StoreError, WebResearch};
 
 pub struct ResearchStep {
-    ports: StepPorts,
+    pub(crate) ports: StepPorts,
     research: Arc<dyn WebResearch>,
 }
 

@@ -37,13 +37,14 @@ impl UnsubscribeSettings {
 }
 
 pub struct SendStep {
-    ports: StepPorts,
+    pub(crate) ports: StepPorts,
     mailer: Arc<dyn Mailer>,
-    unsubscribe: UnsubscribeSettings,
+    /// Without it nothing is sent: every email must carry a working unsubscribe link.
+    unsubscribe: Option<UnsubscribeSettings>,
 }
 
 impl SendStep {
-    pub fn new(ports: StepPorts, mailer: Arc<dyn Mailer>, unsubscribe: UnsubscribeSettings) -> Self {
+    pub fn new(ports: StepPorts, mailer: Arc<dyn Mailer>, unsubscribe: Option<UnsubscribeSettings>) -> Self {
         Self { ports, mailer, unsubscribe }
     }
 
@@ -72,6 +73,11 @@ impl SendStep {
         if skip_if_suppressed(store, clock, &lead).await? {
             return Ok(StepOutcome::Skipped);
         }
+        let Some(unsubscribe) = &self.unsubscribe else {
+            // A configuration problem: the message waits for the fix (and the redrive) rather
+            // than failing the lead.
+            return Err(RetryableStepError("sending is switched off: no unsubscribe signing key is configured".into()));
+        };
         let agent = store.get_agent(lead.agent_id).await?;
         let Some(draft) = store.get_draft(lead.id, lead.step).await? else {
             return fail_lead(store, clock, &lead, format!("no draft is stored for step {}", lead.step)).await;
@@ -89,7 +95,7 @@ impl SendStep {
             Err(e) => return Err(e.into()),
         };
 
-        let email = match outreach_email::compose(&agent, &claimed, &draft, &self.unsubscribe.links_for(&agent, &claimed), clock.now()) {
+        let email = match outreach_email::compose(&agent, &claimed, &draft, &unsubscribe.links_for(&agent, &claimed), clock.now()) {
             Ok(email) => email,
             Err(e) => return fail_lead(store, clock, &claimed, format!("the email could not be composed: {e}")).await,
         };

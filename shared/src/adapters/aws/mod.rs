@@ -2,8 +2,14 @@
 //! Manager for API keys and mailbox credentials.
 
 pub mod dynamo;
+pub mod secrets;
+pub mod ses;
+pub mod sqs;
 
 pub use dynamo::DynamoStore;
+pub use secrets::AgentSecrets;
+pub use ses::SesMailer;
+pub use sqs::{QueueUrls, SqsQueue};
 
 /// Loads the AWS configuration once per cold start: region and credentials from the Lambda
 /// environment, and `AWS_ENDPOINT_URL` when set (moto, LocalStack).

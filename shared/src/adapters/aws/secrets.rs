@@ -1,0 +1,88 @@
+//! The one JSON secret that holds API keys, mailbox credentials and the unsubscribe signing key.
+//! It is read once per cold start. A key that is missing switches its feature off with a clear
+//! log line; it never stops the function.
+
+use aws_sdk_secretsmanager::Client;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// The secret's JSON document (see README: "The secret").
+#[derive(Clone, Default, Deserialize)]
+pub struct AgentSecrets {
+    #[serde(default)]
+    pub openai_api_key: Option<SecretString>,
+    #[serde(default)]
+    pub apollo_api_key: Option<SecretString>,
+    #[serde(default)]
+    pub search_api_key: Option<SecretString>,
+    #[serde(default)]
+    pub unsubscribe_signing_key: Option<SecretString>,
+    #[serde(default)]
+    pub mailboxes: Vec<MailboxCredentials>,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct MailboxCredentials {
+    pub host: String,
+    #[serde(default = "default_imap_port")]
+    pub port: u16,
+    pub username: String,
+    pub password: SecretString,
+}
+
+fn default_imap_port() -> u16 {
+    993
+}
+
+impl std::fmt::Debug for AgentSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentSecrets").field("features", &self.features()).finish()
+    }
+}
+
+fn present(key: &Option<SecretString>) -> bool {
+    use secrecy::ExposeSecret;
+    key.as_ref().is_some_and(|k| !k.expose_secret().trim().is_empty())
+}
+
+impl AgentSecrets {
+    /// Reads and parses the secret. Errors name the secret, never its content.
+    pub async fn load(client: &Client, secret_id: &str) -> anyhow::Result<Self> {
+        let output =
+            client.get_secret_value().secret_id(secret_id).send().await.map_err(|e| {
+                anyhow::anyhow!("reading the secret {secret_id}: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(e))
+            })?;
+        let text = output.secret_string.ok_or_else(|| anyhow::anyhow!("the secret {secret_id} has no string value"))?;
+        let secrets: AgentSecrets = serde_json::from_str(&text).map_err(|e| {
+            // serde's message may quote part of the document; only its position is safe to log.
+            anyhow::anyhow!("the secret {secret_id} is not the expected JSON (line {}, column {})", e.line(), e.column())
+        })?;
+        secrets.log_features();
+        Ok(secrets)
+    }
+
+    /// Which optional features these secrets switch on.
+    pub fn features(&self) -> Vec<(&'static str, bool)> {
+        vec![
+            ("llm drafting (openai_api_key)", present(&self.openai_api_key)),
+            ("apollo lead search (apollo_api_key)", present(&self.apollo_api_key)),
+            ("web search (search_api_key)", present(&self.search_api_key)),
+            ("unsubscribe links (unsubscribe_signing_key)", present(&self.unsubscribe_signing_key)),
+            ("reply reading (mailboxes)", !self.mailboxes.is_empty()),
+        ]
+    }
+
+    fn log_features(&self) {
+        for (feature, on) in self.features() {
+            if on {
+                tracing::info!(feature, "switched on");
+            } else {
+                tracing::warn!(feature, "switched off: the secret has no value for it");
+            }
+        }
+    }
+
+    pub fn unsubscribe_key(&self) -> Option<SecretString> {
+        self.unsubscribe_signing_key.clone().filter(|_| present(&self.unsubscribe_signing_key))
+    }
+}

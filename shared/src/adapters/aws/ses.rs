@@ -1,0 +1,83 @@
+//! Sending through Amazon SES (SendRawEmail) with a configuration set and tags naming the lead
+//! and step, so events can be traced back.
+//!
+//! SendRawEmail has no idempotency key, so the SDK's own retries are off for this client: a
+//! retried request after a timeout could send the same email twice. What failed is reported
+//! precisely instead, and the send step decides (retry on throttling, park on ambiguity).
+
+use async_trait::async_trait;
+use aws_sdk_ses::Client;
+use aws_sdk_ses::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ses::primitives::Blob;
+use aws_sdk_ses::types::{MessageTag, RawMessage};
+
+use crate::domain::outreach_email::OutreachEmail;
+use crate::ports::{MailError, Mailer, SendReceipt};
+
+#[derive(Clone)]
+pub struct SesMailer {
+    client: Client,
+    configuration_set: Option<String>,
+}
+
+impl SesMailer {
+    /// `config` should be the shared SDK configuration; retries are switched off here.
+    pub fn new(config: &aws_config::SdkConfig, configuration_set: Option<String>) -> Self {
+        let ses_config =
+            aws_sdk_ses::config::Builder::from(config).retry_config(aws_sdk_ses::config::retry::RetryConfig::disabled()).build();
+        Self { client: Client::from_conf(ses_config), configuration_set }
+    }
+}
+
+/// Error codes after which nothing was sent and a later attempt may succeed.
+const RETRYABLE_CODES: &[&str] =
+    &["Throttling", "ThrottlingException", "ServiceUnavailable", "AccountSendingPausedException", "InternalFailure"];
+
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(error: SdkError<E>) -> MailError {
+    match &error {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("ServiceError").to_string();
+            let message = format!("{code}: {}", service.err().message().unwrap_or_default());
+            if RETRYABLE_CODES.contains(&code.as_str()) || service.raw().status().as_u16() >= 500 {
+                MailError::Retryable(message)
+            } else {
+                MailError::Rejected(message)
+            }
+        }
+        // The request never left this process.
+        SdkError::ConstructionFailure(_) => MailError::Rejected(format!("the request could not be built: {error}")),
+        // The connection failed; unless it timed out, the request was not delivered.
+        SdkError::DispatchFailure(failure) if !failure.is_timeout() && !failure.is_io() => {
+            MailError::Retryable(format!("could not reach SES: {error}"))
+        }
+        // A timeout or an unreadable answer: SES may have accepted the email.
+        _ => MailError::Ambiguous(format!("{}", aws_sdk_ses::error::DisplayErrorContext(&error))),
+    }
+}
+
+/// SES tag values allow letters, digits, '_', '-' and '.' only.
+fn tag(name: &str, value: &str) -> Option<MessageTag> {
+    let value: String = value.chars().filter(|c| c.is_ascii_alphanumeric() || "_-.".contains(*c)).take(256).collect();
+    MessageTag::builder().name(name).value(value).build().ok()
+}
+
+#[async_trait]
+impl Mailer for SesMailer {
+    async fn send(&self, email: &OutreachEmail) -> Result<SendReceipt, MailError> {
+        let raw = RawMessage::builder().data(Blob::new(email.raw.clone())).build().map_err(|e| MailError::Rejected(e.to_string()))?;
+        let output = self
+            .client
+            .send_raw_email()
+            .raw_message(raw)
+            .source(&email.from)
+            .destinations(&email.to)
+            .set_configuration_set_name(self.configuration_set.clone())
+            .set_tags(Some(
+                [tag("lead_id", &email.lead_id.to_string()), tag("step", &email.step.to_string())].into_iter().flatten().collect(),
+            ))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(SendReceipt { provider_message_id: output.message_id })
+    }
+}

@@ -1,0 +1,139 @@
+//! Every component of a running system, built once at start-up from the settings: the
+//! embedded adapters locally, the AWS adapters when deployed. Lambda functions, the local server
+//! and the tests all wire from here.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+
+use crate::adapters::aws::{self, AgentSecrets, DynamoStore, QueueUrls, SesMailer, SqsQueue};
+use crate::adapters::site_research::{NoResearch, SiteResearch, SiteResearchLimits};
+use crate::adapters::template_drafter::TemplateDrafter;
+use crate::adapters::unconfigured::NoLeadSources;
+use crate::api::{self, ApiLimits, ApiServices};
+use crate::config::{Backend, ResearchMode, Settings};
+use crate::domain::unsubscribe::UnsubscribeSigner;
+use crate::local::EmbeddedRuntime;
+use crate::ports::{Clock, Drafter, Inbox, LeadSource, Mailer, Queue, Store, SystemClock, WebResearch};
+use crate::steps::follow_ups::FollowUpScheduler;
+use crate::steps::{DraftStep, ReplyProcessor, ResearchStep, ScheduledTasks, SendStep, StepPorts, UnsubscribeSettings};
+
+/// The ports of one running system. Fields are public so a test can swap one adapter (a failing
+/// mailer, say) and keep the rest real.
+#[derive(Clone)]
+pub struct Runtime {
+    pub settings: Settings,
+    pub store: Arc<dyn Store>,
+    pub queue: Arc<dyn Queue>,
+    pub clock: Arc<dyn Clock>,
+    pub research: Arc<dyn WebResearch>,
+    pub drafter: Arc<dyn Drafter>,
+    pub mailer: Arc<dyn Mailer>,
+    pub inbox: Option<Arc<dyn Inbox>>,
+    pub lead_sources: Arc<dyn LeadSource>,
+    /// Signs unsubscribe links; without it nothing is sent, since every email must carry one.
+    pub signer: Option<UnsubscribeSigner>,
+}
+
+/// The research adapter the settings ask for.
+pub fn research_for(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<dyn WebResearch>> {
+    Ok(match settings.research {
+        ResearchMode::Off => Arc::new(NoResearch { clock }),
+        ResearchMode::Web => Arc::new(SiteResearch::new(
+            settings.research_url_pattern.clone(),
+            SiteResearchLimits { timeout: settings.research_timeout, ..Default::default() },
+            clock,
+        )?),
+    })
+}
+
+impl Runtime {
+    /// Builds the runtime for the configured backend.
+    pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
+        match settings.backend {
+            Backend::Embedded => Ok(EmbeddedRuntime::open(settings)?.runtime),
+            Backend::Aws => {
+                let config = aws::load_config().await;
+                Self::on_aws(settings, &config).await
+            }
+        }
+    }
+
+    /// The deployed system: DynamoDB, SQS, SES, and the secret read once.
+    pub async fn on_aws(settings: Settings, config: &aws_config::SdkConfig) -> anyhow::Result<Self> {
+        let resources = &settings.aws;
+        let table = resources.table.clone().context("SALES_AGENT_TABLE is required for the aws backend")?;
+        let required =
+            |value: &Option<String>, name: &str| value.clone().with_context(|| format!("{name} is required for the aws backend"));
+        let urls = QueueUrls {
+            research: required(&resources.research_queue_url, "SALES_AGENT_RESEARCH_QUEUE_URL")?,
+            draft: required(&resources.draft_queue_url, "SALES_AGENT_DRAFT_QUEUE_URL")?,
+            send: required(&resources.send_queue_url, "SALES_AGENT_SEND_QUEUE_URL")?,
+        };
+        let secrets = match &resources.secret_id {
+            Some(secret_id) => AgentSecrets::load(&aws_sdk_secretsmanager::Client::new(config), secret_id).await.unwrap_or_else(|error| {
+                tracing::error!(error = %format!("{error:#}"), "the secret could not be read; every feature that needs a key is off");
+                AgentSecrets::default()
+            }),
+            None => {
+                tracing::warn!("SALES_AGENT_SECRET_ARN is not set; every feature that needs a key is off");
+                AgentSecrets::default()
+            }
+        };
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        Ok(Self {
+            store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(config), table)),
+            queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(config), urls)),
+            mailer: Arc::new(SesMailer::new(config, resources.ses_configuration_set.clone())),
+            research: research_for(&settings, clock.clone())?,
+            drafter: Arc::new(TemplateDrafter::new(clock.clone())),
+            inbox: None,
+            lead_sources: Arc::new(NoLeadSources),
+            signer: secrets.unsubscribe_key().map(UnsubscribeSigner::new),
+            clock,
+            settings,
+        })
+    }
+
+    pub fn step_ports(&self) -> StepPorts {
+        StepPorts { store: self.store.clone(), queue: self.queue.clone(), clock: self.clock.clone() }
+    }
+
+    pub fn router(&self) -> Router {
+        api::router(ApiServices {
+            store: self.store.clone(),
+            queue: self.queue.clone(),
+            clock: self.clock.clone(),
+            lead_sources: self.lead_sources.clone(),
+            unsubscribe: self.signer.clone(),
+            limits: ApiLimits {
+                max_body_bytes: self.settings.max_body_bytes,
+                max_leads_per_execution: self.settings.max_leads_per_execution,
+            },
+        })
+    }
+
+    pub fn research_step(&self) -> ResearchStep {
+        ResearchStep::new(self.step_ports(), self.research.clone())
+    }
+
+    pub fn draft_step(&self) -> DraftStep {
+        DraftStep::new(self.step_ports(), self.drafter.clone())
+    }
+
+    pub fn send_step(&self) -> SendStep {
+        let unsubscribe =
+            self.signer.clone().map(|signer| UnsubscribeSettings { signer, public_base_url: self.settings.public_base_url.clone() });
+        SendStep::new(self.step_ports(), self.mailer.clone(), unsubscribe)
+    }
+
+    pub fn scheduled_tasks(&self) -> ScheduledTasks {
+        ScheduledTasks {
+            replies: self.inbox.clone().map(|inbox| ReplyProcessor::new(self.store.clone(), inbox, self.clock.clone())),
+            follow_ups: FollowUpScheduler::new(self.step_ports()),
+            reply_batch: 200,
+            follow_up_batch: 500,
+        }
+    }
+}
