@@ -239,3 +239,22 @@ async fn the_one_click_unsubscribe_link_stops_the_lead_and_suppresses_the_addres
     assert_eq!((lead["state"].as_str(), lead["reason"].as_str()), (Some("skipped"), Some("suppressed")));
     assert_eq!(app.emails().len(), 1);
 }
+
+#[tokio::test]
+async fn a_large_start_fans_out_in_the_background_and_every_lead_still_gets_one_email() {
+    let app = TestApp::new();
+    let agent_id = app.create_agent(&agent_spec()).await;
+    let csv = "email,first_name,company\n".to_string()
+        + &(0..1_200).map(|i| format!("p{i}@co{}.example,P{i},Co {}\n", i % 40, i % 40)).collect::<String>();
+
+    let execution_id = app.start_csv(&agent_id, &csv).await;
+
+    assert_eq!(
+        app.runtime.queue.depth(StepQueue::Research).await.unwrap(),
+        3,
+        "1,200 leads start as three fan-out messages of at most 500"
+    );
+    app.drain().await;
+    assert_eq!(app.execution(&execution_id).await["lead_counts"], json!({"sent": 1200}));
+    assert_eq!(app.emails().len(), 1200);
+}

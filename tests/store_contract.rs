@@ -228,6 +228,21 @@ async fn research_drafts_logs_and_suppressions_round_trip(store: Arc<dyn Store>)
     );
 }
 
+async fn api_keys_are_stored_hashed_listed_and_revoked(store: Arc<dyn Store>) {
+    let issued = sales_agent::domain::api_key::ApiKey::issue("ops", now());
+    store.create_api_key(&issued.key).await.unwrap();
+    assert!(matches!(store.create_api_key(&issued.key).await, Err(StoreError::Conflict)));
+    let stored = store.get_api_key(&issued.key.id).await.unwrap().expect("the key");
+    let (_, secret) = sales_agent::domain::api_key::parse_token(&issued.token).unwrap();
+    assert!(stored.accepts(secret));
+    assert!(store.list_api_keys().await.unwrap().iter().any(|k| k.id == issued.key.id));
+    let revoked = store.revoke_api_key(&issued.key.id, now()).await.unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert!(!store.get_api_key(&issued.key.id).await.unwrap().unwrap().accepts(secret));
+    assert!(matches!(store.revoke_api_key("missing", now()).await, Err(StoreError::NotFound)));
+    assert!(store.get_api_key("missing").await.unwrap().is_none());
+}
+
 async fn a_cursor_that_was_not_issued_is_refused(store: Arc<dyn Store>) {
     let forged = PageRequest { cursor: Some("Zm9yZ2Vk".into()), limit: 10 };
     assert!(matches!(store.list_agents(&forged).await, Err(StoreError::InvalidCursor)));
@@ -263,4 +278,5 @@ contract!(
     due_follow_ups_come_back_oldest_first_and_only_when_due,
     research_drafts_logs_and_suppressions_round_trip,
     a_cursor_that_was_not_issued_is_refused,
+    api_keys_are_stored_hashed_listed_and_revoked,
 );

@@ -39,6 +39,8 @@ pub struct AwsResources {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub backend: Backend,
+    /// Whether API routes require `Authorization: Bearer <key>`.
+    pub auth_required: bool,
     pub aws: AwsResources,
     /// Where the embedded database, the outbox and the local inbox live.
     pub data_dir: PathBuf,
@@ -110,6 +112,13 @@ impl Settings {
                 return Err(ConfigError { name: "SALES_AGENT_BACKEND", why: format!("'{other}' is neither 'embedded' nor 'aws'") });
             }
         };
+        // Deployed APIs are on the internet; the local server listens on loopback by default.
+        let auth_required = match var("SALES_AGENT_AUTH").as_deref() {
+            Some("required") => true,
+            Some("off") => false,
+            None => backend == Backend::Aws,
+            Some(other) => return Err(ConfigError { name: "SALES_AGENT_AUTH", why: format!("'{other}' is neither 'required' nor 'off'") }),
+        };
         let research = match var("SALES_AGENT_RESEARCH").as_deref() {
             None | Some("web") => ResearchMode::Web,
             Some("off") => ResearchMode::Off,
@@ -117,6 +126,7 @@ impl Settings {
         };
         Ok(Self {
             backend,
+            auth_required,
             aws,
             data_dir: var("SALES_AGENT_DATA_DIR").map(PathBuf::from).unwrap_or_else(default_data_dir),
             public_base_url: var("SALES_AGENT_PUBLIC_URL").unwrap_or_else(|| format!("http://{bind}")),
@@ -136,6 +146,7 @@ impl Settings {
     pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             backend: Backend::Embedded,
+            auth_required: false,
             aws: AwsResources::default(),
             data_dir: data_dir.into(),
             bind: SocketAddr::from(([127, 0, 0, 1], 3000)),

@@ -5,6 +5,7 @@
 //! Every Lambda in `functions/` and the one-process local mode are thin wirings of this crate.
 
 pub mod adapters;
+pub mod admin;
 pub mod api;
 pub mod config;
 pub mod domain;

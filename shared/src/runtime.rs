@@ -111,6 +111,7 @@ impl Runtime {
                 max_body_bytes: self.settings.max_body_bytes,
                 max_leads_per_execution: self.settings.max_leads_per_execution,
             },
+            auth_required: self.settings.auth_required,
         })
     }
 

@@ -48,9 +48,17 @@ pub fn start_of_test_day() -> chrono::DateTime<chrono::Utc> {
 impl TestApp {
     /// A fresh app in a temporary folder.
     pub fn new() -> Self {
+        Self::configured(|_| {})
+    }
+
+    /// A fresh app whose settings `configure` adjusts first.
+    pub fn configured(configure: impl FnOnce(&mut Settings)) -> Self {
         let temp = tempfile::tempdir().expect("a temporary folder");
-        let data_dir = temp.path().to_path_buf();
-        let mut app = Self::open(&data_dir, Arc::new(ManualClock::starting_at(start_of_test_day())));
+        let mut settings = Settings::for_data_dir(temp.path());
+        configure(&mut settings);
+        let clock = Arc::new(ManualClock::starting_at(start_of_test_day()));
+        let runtime = EmbeddedRuntime::open_with_clock(settings, clock.clone()).expect("the runtime opens");
+        let mut app = Self::from_runtime(runtime, clock);
         app._temp = Some(temp);
         app
     }

@@ -15,7 +15,7 @@ use super::lead_import::{self, DuplicateRow, ImportedLeads, LeadInput};
 use super::problem::Problem;
 use crate::domain::{Execution, ExecutionId, ExecutionLogEntry, FieldIssue, Lead, LeadSourceKind, LeadStateKind};
 use crate::ports::store::LeadQuery;
-use crate::ports::{LeadSourceError, LeadSourceSpec, Page, StepMessage, StepQueue, StoreError};
+use crate::ports::{FanOutMessage, LeadSourceError, LeadSourceSpec, Page, StepMessage, StepQueue, StoreError};
 use crate::steps::control::ControlError;
 
 /// An execution with how many of its leads are in each state.
@@ -167,9 +167,7 @@ pub async fn start(
         }
         Err(e) => return Err(e.into()),
     }
-    let messages: Vec<StepMessage> =
-        leads.iter().map(|lead| StepMessage { execution_id: execution.id, lead_id: lead.id, step: 0 }).collect();
-    if let Err(error) = app.services.queue.enqueue(StepQueue::Research, &messages).await {
+    if let Err(error) = enqueue_research(&app, &execution, &leads).await {
         tracing::error!(%error, execution_id = %execution.id, "enqueueing the leads failed; the execution is marked failed");
         if let Ok(failed) = execution.commanded(crate::domain::execution::ExecutionCommand::Fail, app.services.clock.now()) {
             let failed = Execution { failure_reason: Some(format!("the leads could not be enqueued: {error}")), ..failed };
@@ -191,6 +189,27 @@ pub async fn start(
         replayed: false,
     };
     Ok((StatusCode::CREATED, response_headers, Json(response)))
+}
+
+/// Executions up to this size get one research message per lead straight away.
+const DIRECT_ENQUEUE_LIMIT: usize = 1_000;
+/// Larger ones get one fan-out message per this many leads, expanded by the research worker.
+const FAN_OUT_CHUNK: usize = 500;
+
+/// One research message per lead; for a large start the API sends fan-out messages instead, so
+/// the request stays short whatever the number of leads.
+async fn enqueue_research(app: &AppState, execution: &Execution, leads: &[Lead]) -> Result<(), crate::ports::QueueError> {
+    let queue = &app.services.queue;
+    if leads.len() <= DIRECT_ENQUEUE_LIMIT {
+        let messages: Vec<StepMessage> =
+            leads.iter().map(|lead| StepMessage { execution_id: execution.id, lead_id: lead.id, step: 0 }).collect();
+        return queue.enqueue(StepQueue::Research, &messages).await;
+    }
+    let fan_outs: Vec<FanOutMessage> = leads
+        .chunks(FAN_OUT_CHUNK)
+        .map(|chunk| FanOutMessage { execution_id: execution.id, step: 0, fan_out: chunk.iter().map(|lead| lead.id).collect() })
+        .collect();
+    queue.enqueue_fan_out(StepQueue::Research, &fan_outs).await
 }
 
 async fn replay(app: &AppState, existing: Execution) -> Result<(StatusCode, HeaderMap, Json<StartResponse>), Problem> {

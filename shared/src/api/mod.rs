@@ -2,6 +2,8 @@
 //! `lambda_http`) and the local server.
 
 mod agents;
+pub mod api_keys;
+mod auth;
 mod executions;
 pub mod extract;
 pub mod lead_import;
@@ -31,6 +33,8 @@ pub struct ApiServices {
     /// Verifies unsubscribe tokens; without it every token is refused.
     pub unsubscribe: Option<UnsubscribeSigner>,
     pub limits: ApiLimits,
+    /// Whether `/api/v1` requires `Authorization: Bearer <key>`.
+    pub auth_required: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -85,7 +89,10 @@ pub fn router(services: ApiServices) -> Router {
         .route("/leads/{lead_id}", get(leads::get))
         .route("/leads/{lead_id}/approve", post(leads::approve))
         .route("/leads/{lead_id}/reject", post(leads::reject))
-        .route("/stats/overview", get(stats::overview));
+        .route("/stats/overview", get(stats::overview))
+        .route("/api-keys", get(api_keys::list).post(api_keys::create))
+        .route("/api-keys/{key_id}", axum::routing::delete(api_keys::revoke))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_api_key));
     Router::new()
         .route("/health", get(health))
         .route("/unsubscribe/{token}", get(unsubscribe::confirm_page).post(unsubscribe::one_click))

@@ -55,6 +55,10 @@ impl Problem {
         Self::invalid(vec![FieldIssue::new(field, message)])
     }
 
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "urn:sales-agent:problem:unauthorized", "An API key is required", detail)
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "urn:sales-agent:problem:not-found", "Not found", detail)
     }
@@ -124,6 +128,9 @@ impl IntoResponse for Problem {
         let status = self.status_code();
         let mut response = (status, axum::Json(&self)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         response
     }
 }

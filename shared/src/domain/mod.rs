@@ -1,6 +1,7 @@
 //! Pure sales-domain types and state transitions. Nothing here performs I/O.
 
 pub mod agent;
+pub mod api_key;
 pub mod email_address;
 pub mod execution;
 pub mod ids;

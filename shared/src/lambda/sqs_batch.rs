@@ -10,7 +10,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use futures::future::join_all;
 use tracing::Instrument;
 
-use crate::ports::StepMessage;
+use crate::ports::QueueMessage;
 use crate::steps::StepWorker;
 
 fn receive_count(record: &SqsMessage) -> u32 {
@@ -25,8 +25,17 @@ pub async fn process_batch(event: SqsEvent, worker: &dyn StepWorker, max_receive
         let span = tracing::info_span!("step", queue = worker.queue().as_str(), message_id = %message_id, receive_count = attempt);
         async move {
             let body = record.body.as_deref().unwrap_or_default();
-            let message: StepMessage = match serde_json::from_str(body) {
-                Ok(message) => message,
+            let message = match serde_json::from_str::<QueueMessage>(body) {
+                Ok(QueueMessage::Step(message)) => message,
+                Ok(QueueMessage::FanOut(fan_out)) => {
+                    return match worker.fan_out(&fan_out).await {
+                        Ok(()) => None,
+                        Err(error) => {
+                            tracing::warn!(execution_id = %fan_out.execution_id, %error, "fan-out will be retried");
+                            Some(message_id)
+                        }
+                    };
+                }
                 Err(error) => {
                     // It will never parse; failing it lets the redrive policy move it to the DLQ.
                     tracing::error!(%error, "the message body is not a step message");
@@ -70,7 +79,7 @@ mod tests {
 
     use super::*;
     use crate::domain::{ExecutionId, LeadId};
-    use crate::ports::StepQueue;
+    use crate::ports::{StepMessage, StepQueue};
     use crate::steps::{RetryableStepError, StepOutcome, StepResult};
 
     /// Fails the leads it is told to fail, and records what it saw and gave up on.
@@ -96,6 +105,9 @@ mod tests {
         async fn give_up(&self, message: &StepMessage, reason: String) -> StepResult {
             self.given_up.lock().unwrap().push((message.lead_id, reason));
             Ok(StepOutcome::Failed)
+        }
+        fn ports(&self) -> &crate::steps::StepPorts {
+            unreachable!("these tests send no fan-out messages")
         }
     }
 

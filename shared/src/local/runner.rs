@@ -9,7 +9,7 @@ use futures::future::join_all;
 use serde::Serialize;
 
 use crate::adapters::embedded::{Delivery, EmbeddedQueue, QueueSettings};
-use crate::ports::{Clock, StepMessage, Store};
+use crate::ports::{Clock, QueueMessage, Store};
 use crate::steps::{ScheduledReport, ScheduledTasks, StepWorker};
 
 const BATCH_SIZE: usize = 10;
@@ -65,8 +65,21 @@ impl LocalRunner {
     }
 
     async fn handle(&self, worker: &dyn StepWorker, delivery: Delivery) -> Handled {
-        let message: StepMessage = match serde_json::from_str(&delivery.body) {
-            Ok(message) => message,
+        let message = match serde_json::from_str::<QueueMessage>(&delivery.body) {
+            Ok(QueueMessage::Step(message)) => message,
+            Ok(QueueMessage::FanOut(fan_out)) => {
+                return match worker.fan_out(&fan_out).await {
+                    Ok(()) => {
+                        let _ = self.queue.delete(delivery.receipt).await;
+                        Handled::Done
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "fan-out will be retried");
+                        let _ = self.queue.retry_later(delivery.receipt, retry_delay(delivery.receive_count)).await;
+                        Handled::Retry
+                    }
+                };
+            }
             Err(error) => {
                 tracing::error!(%error, "dropping an unreadable queue message");
                 let _ = self.queue.delete(delivery.receipt).await;

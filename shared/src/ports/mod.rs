@@ -15,6 +15,6 @@ pub use drafter::{DraftError, DraftOutcome, DraftRequest, Drafter, TokenUsage};
 pub use inbox::{InboundMessage, Inbox};
 pub use lead_source::{LeadSource, LeadSourceError, LeadSourceSpec};
 pub use mailer::{MailError, Mailer, SendReceipt};
-pub use queue::{Queue, QueueError, StepMessage, StepQueue};
+pub use queue::{FanOutMessage, Queue, QueueError, QueueMessage, StepMessage, StepQueue};
 pub use research::WebResearch;
 pub use store::{LeadQuery, Page, PageRequest, Store, StoreError};

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::api_key::ApiKey;
 use crate::domain::{
     Agent, AgentId, EmailAddress, EmailDraft, Execution, ExecutionCounters, ExecutionId, ExecutionLogEntry, Lead, LeadId, LeadStateKind,
     ResearchReport, Suppression, Timestamp,
@@ -126,7 +127,16 @@ pub trait SuppressionList: Send + Sync {
     async fn suppress(&self, suppression: &Suppression) -> Result<(), StoreError>;
 }
 
-/// Everything the system stores. Handlers that need less ask for the narrower trait.
-pub trait Store: AgentStore + ExecutionStore + LeadStore + ArtifactStore + LogStore + SuppressionList {}
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
+    async fn get_api_key(&self, id: &str) -> Result<Option<ApiKey>, StoreError>;
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+    /// Marks the key revoked; `NotFound` when there is no such key.
+    async fn revoke_api_key(&self, id: &str, at: Timestamp) -> Result<ApiKey, StoreError>;
+}
 
-impl<T> Store for T where T: AgentStore + ExecutionStore + LeadStore + ArtifactStore + LogStore + SuppressionList {}
+/// Everything the system stores. Handlers that need less ask for the narrower trait.
+pub trait Store: AgentStore + ExecutionStore + LeadStore + ArtifactStore + LogStore + SuppressionList + ApiKeyStore {}
+
+impl<T> Store for T where T: AgentStore + ExecutionStore + LeadStore + ArtifactStore + LogStore + SuppressionList + ApiKeyStore {}

@@ -152,6 +152,12 @@ pub trait StepWorker: Send + Sync {
     /// Called when a message has failed on its last allowed attempt: the lead is failed with
     /// the reason (or parked, when a send may have left).
     async fn give_up(&self, message: &crate::ports::StepMessage, reason: String) -> StepResult;
+    fn ports(&self) -> &StepPorts;
+
+    /// Expands a fan-out message into one message per lead on this worker's own queue.
+    async fn fan_out(&self, message: &crate::ports::FanOutMessage) -> Result<(), RetryableStepError> {
+        self.ports().queue.enqueue(self.queue(), &message.expand()).await.map_err(|e| RetryableStepError(e.to_string()))
+    }
 }
 
 macro_rules! step_worker {
@@ -166,6 +172,9 @@ macro_rules! step_worker {
             }
             async fn give_up(&self, message: &crate::ports::StepMessage, reason: String) -> StepResult {
                 abandon(self.ports.store.as_ref(), self.ports.clock.as_ref(), message, reason).await
+            }
+            fn ports(&self) -> &StepPorts {
+                &self.ports
             }
         }
     };

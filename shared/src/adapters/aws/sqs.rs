@@ -9,7 +9,7 @@ use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use futures::stream::{self, StreamExt};
 
-use crate::ports::{Queue, QueueError, StepMessage, StepQueue};
+use crate::ports::{Queue, QueueError, StepQueue};
 
 /// SendMessageBatch takes at most ten messages.
 const BATCH_LIMIT: usize = 10;
@@ -84,13 +84,11 @@ impl SqsQueue {
 
 #[async_trait]
 impl Queue for SqsQueue {
-    async fn enqueue(&self, queue: StepQueue, messages: &[StepMessage]) -> Result<(), QueueError> {
+    async fn send(&self, queue: StepQueue, bodies: Vec<String>) -> Result<(), QueueError> {
         let url = self.urls.of(queue);
-        let bodies: Vec<(String, String)> = messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (format!("m{}", i % BATCH_LIMIT), serde_json::to_string(m).expect("step messages always serialise")))
-            .collect();
+        let total = bodies.len();
+        let bodies: Vec<(String, String)> =
+            bodies.into_iter().enumerate().map(|(i, body)| (format!("m{}", i % BATCH_LIMIT), body)).collect();
         let batches: Vec<Vec<(String, String)>> = bodies.chunks(BATCH_LIMIT).map(<[_]>::to_vec).collect();
         let failures: Vec<(usize, String)> = stream::iter(batches)
             .map(|batch| self.send_batch(url, batch))
@@ -102,6 +100,6 @@ impl Queue for SqsQueue {
             return Ok(());
         }
         let failed = failures.iter().map(|(n, _)| n).sum();
-        Err(QueueError::Partial { failed, total: messages.len(), reason: failures[0].1.clone() })
+        Err(QueueError::Partial { failed, total, reason: failures[0].1.clone() })
     }
 }

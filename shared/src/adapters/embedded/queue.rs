@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use rusqlite::params;
 
 use super::EmbeddedDb;
-use crate::ports::{Queue, QueueError, StepMessage, StepQueue, StoreError};
+use crate::ports::{Queue, QueueError, StepQueue, StoreError};
 
 #[derive(Clone, Copy, Debug)]
 pub struct QueueSettings {
@@ -151,8 +151,7 @@ impl EmbeddedQueue {
 
 #[async_trait]
 impl Queue for EmbeddedQueue {
-    async fn enqueue(&self, queue: StepQueue, messages: &[StepMessage]) -> Result<(), QueueError> {
-        let bodies: Vec<String> = messages.iter().map(|m| serde_json::to_string(m).expect("step messages always serialise")).collect();
+    async fn send(&self, queue: StepQueue, bodies: Vec<String>) -> Result<(), QueueError> {
         self.db
             .call(move |conn| {
                 let now = now_millis();
@@ -176,6 +175,7 @@ impl Queue for EmbeddedQueue {
 mod tests {
     use super::*;
     use crate::domain::{ExecutionId, LeadId};
+    use crate::ports::StepMessage;
 
     fn message() -> StepMessage {
         StepMessage { execution_id: ExecutionId::generate(), lead_id: LeadId::generate(), step: 0 }

@@ -3,13 +3,26 @@
 
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     if version >= SCHEMA_VERSION {
         return Ok(());
     }
+    if version < 1 {
+        create_version_1(conn)?;
+    }
+    // Version 2: API keys.
+    conn.execute_batch(
+        "BEGIN;
+        CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+        PRAGMA user_version = 2;
+        COMMIT;",
+    )
+}
+
+fn create_version_1(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "BEGIN;
         CREATE TABLE IF NOT EXISTS agents (

@@ -6,11 +6,12 @@ use serde::de::DeserializeOwned;
 
 use super::EmbeddedDb;
 use crate::adapters::cursor;
+use crate::domain::api_key::ApiKey;
 use crate::domain::{
     Agent, AgentId, EmailAddress, EmailDraft, Execution, ExecutionCounters, ExecutionId, ExecutionLogEntry, Lead, LeadId, LeadStateKind,
     ResearchReport, Suppression, Timestamp,
 };
-use crate::ports::store::{AgentStore, ArtifactStore, ExecutionStore, LeadQuery, LeadStore, LogStore, SuppressionList};
+use crate::ports::store::{AgentStore, ApiKeyStore, ArtifactStore, ExecutionStore, LeadQuery, LeadStore, LogStore, SuppressionList};
 use crate::ports::{Page, PageRequest, StoreError};
 
 /// The `Store` over the embedded database.
@@ -540,5 +541,51 @@ impl SuppressionList for EmbeddedStore {
                 Ok(())
             })
             .await
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for EmbeddedStore {
+    async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        let (id, body) = (key.id.clone(), serde_json::to_string(key)?);
+        self.db
+            .call(move |conn| {
+                let inserted = conn.execute("INSERT OR IGNORE INTO api_keys (id, body) VALUES (?1, ?2)", params![id, body])?;
+                if inserted == 0 { Err(StoreError::Conflict) } else { Ok(()) }
+            })
+            .await
+    }
+
+    async fn get_api_key(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
+        let id = id.to_string();
+        self.db
+            .call(move |conn| {
+                let body: Option<String> = conn.query_row("SELECT body FROM api_keys WHERE id = ?1", [id], |row| row.get(0)).optional()?;
+                body.map(|b| parse(&b)).transpose()
+            })
+            .await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        self.db
+            .call(|conn| {
+                let mut statement = conn.prepare_cached("SELECT body FROM api_keys ORDER BY id")?;
+                let rows = statement.query_map([], |row| row.get::<_, String>(0))?;
+                rows.map(|row| parse(&row?)).collect()
+            })
+            .await
+    }
+
+    async fn revoke_api_key(&self, id: &str, at: Timestamp) -> Result<ApiKey, StoreError> {
+        let mut key = self.get_api_key(id).await?.ok_or(StoreError::NotFound)?;
+        key.revoked_at.get_or_insert(at);
+        let (id, body) = (key.id.clone(), serde_json::to_string(&key)?);
+        self.db
+            .call(move |conn| {
+                conn.execute("UPDATE api_keys SET body = ?1 WHERE id = ?2", params![body, id])?;
+                Ok(())
+            })
+            .await?;
+        Ok(key)
     }
 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::adapters::cursor;
+use crate::domain::api_key::ApiKey;
 use crate::domain::{Agent, EmailDraft, Execution, ExecutionCounters, ExecutionLogEntry, Lead, LeadStateKind, ResearchReport, Suppression};
 use crate::ports::StoreError;
 
@@ -196,4 +197,15 @@ pub fn decode_cursor(raw: Option<&str>) -> Result<Option<Item>, StoreError> {
         return Err(StoreError::InvalidCursor);
     }
     Ok(Some(plain.into_iter().map(|(k, v)| (k, s(v))).collect()))
+}
+
+pub fn api_key_key(id: &str) -> Item {
+    key(format!("APIKEY#{id}"), "APIKEY")
+}
+
+pub fn api_key_item(api_key: &ApiKey) -> Result<Item, StoreError> {
+    let mut item = api_key_key(&api_key.id);
+    item.insert("gsi1pk".into(), s("APIKEYS"));
+    item.insert("gsi1sk".into(), s(api_key.id.clone()));
+    item_with(item, 0, api_key)
 }

@@ -11,6 +11,7 @@
 //! | research | `RESEARCH#domain` / `RESEARCH` | | | | |
 //! | log entry | `EXEC#id#LOG` / `millis#uuid` | | | | |
 //! | suppression | `SUPPRESS#entry` / `SUPPRESS` | | | | |
+//! | API key | `APIKEY#id` / `APIKEY` | `APIKEYS` / id | | | |
 //!
 //! An execution item also carries atomic counters (`sent`, `replied`, …) and one count of leads
 //! per state (`leads_<state>`), moved in the same transaction as each lead's conditional write,

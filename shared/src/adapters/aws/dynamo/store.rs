@@ -9,11 +9,12 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, PutRequest
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::items::*;
+use crate::domain::api_key::ApiKey;
 use crate::domain::{
     Agent, AgentId, EmailAddress, EmailDraft, Execution, ExecutionCounters, ExecutionId, ExecutionLogEntry, Lead, LeadId, LeadStateKind,
     ResearchReport, Suppression, Timestamp,
 };
-use crate::ports::store::{AgentStore, ArtifactStore, ExecutionStore, LeadQuery, LeadStore, LogStore, SuppressionList};
+use crate::ports::store::{AgentStore, ApiKeyStore, ArtifactStore, ExecutionStore, LeadQuery, LeadStore, LogStore, SuppressionList};
 use crate::ports::{Page, PageRequest, StoreError};
 
 /// BatchWriteItem takes at most 25 items.
@@ -562,5 +563,29 @@ impl SuppressionList for DynamoStore {
     async fn suppress(&self, suppression: &Suppression) -> Result<(), StoreError> {
         // The first reason an address was suppressed is the one kept.
         self.put_new(suppression_item(suppression)?).await.map(|_| ())
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for DynamoStore {
+    async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        if self.put_new(api_key_item(key)?).await? { Ok(()) } else { Err(StoreError::Conflict) }
+    }
+
+    async fn get_api_key(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.get(api_key_key(id)).await?.as_ref().map(data_of).transpose()
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        let query = || self.client.query().key_condition_expression("gsi1pk = :pk").expression_attribute_values(":pk", s("APIKEYS"));
+        let (items, _) = self.query_page(Some("gsi1"), query, &PageRequest::first(PageRequest::MAX_LIMIT)).await?;
+        items.iter().map(data_of).collect()
+    }
+
+    async fn revoke_api_key(&self, id: &str, at: Timestamp) -> Result<ApiKey, StoreError> {
+        let mut key = self.get_api_key(id).await?.ok_or(StoreError::NotFound)?;
+        key.revoked_at.get_or_insert(at);
+        self.put(api_key_item(&key)?).await?;
+        Ok(key)
     }
 }
