@@ -6,18 +6,16 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_trait::async_trait;
 use axum::http::StatusCode;
 use http_body_util::BodyExt;
 use sales_agent::adapters::aws::SesMailer;
 use sales_agent::config::{Backend, Settings};
-use sales_agent::domain::outreach_email::OutreachEmail;
 use sales_agent::lambda::process_batch;
-use sales_agent::ports::{MailError, Mailer, SendReceipt};
 use sales_agent::runtime::Runtime;
 use sales_agent::steps::StepWorker;
 use sales_agent_tests::aws::{self, DeployedQueues};
 use sales_agent_tests::event_source::EventSourceMapping;
+use sales_agent_tests::faults::DiesAfterSending;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tower::ServiceExt;
@@ -248,21 +246,6 @@ async fn ses_throttling_then_acceptance_sends_one_email() {
     assert_eq!(stack.leads(&execution_id).await[0]["state"], "sent");
 }
 
-/// Hands the email to SES, then never returns: the function dies after SES accepted it.
-struct DiesAfterSending {
-    ses: Arc<dyn Mailer>,
-    sent: Arc<Notify>,
-}
-
-#[async_trait]
-impl Mailer for DiesAfterSending {
-    async fn send(&self, email: &OutreachEmail) -> Result<SendReceipt, MailError> {
-        self.ses.send(email).await?;
-        self.sent.notify_one();
-        std::future::pending().await
-    }
-}
-
 /// Runs research and drafting for every lead, so only send messages are left.
 async fn draft_everything(stack: &Stack) {
     let (q, a) = (&stack.queues.urls, &stack.queues.arns);
@@ -279,7 +262,7 @@ async fn a_crash_after_ses_accepted_parks_the_lead_and_sends_no_second_email() {
     draft_everything(&stack).await;
     let sent = Arc::new(Notify::new());
     let mut crashing = stack.runtime.clone();
-    crashing.mailer = Arc::new(DiesAfterSending { ses: stack.runtime.mailer.clone(), sent: sent.clone() });
+    crashing.mailer = Arc::new(DiesAfterSending { mailer: stack.runtime.mailer.clone(), sent: sent.clone() });
     let mapping = stack.mapping(&stack.queues.urls.send, &stack.queues.arns.send, 1);
     let batch = mapping.receive().await.expect("a send message");
     let doomed = crashing.send_step();

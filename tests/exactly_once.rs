@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use sales_agent::domain::outreach_email::OutreachEmail;
 use sales_agent::ports::{MailError, Mailer, SendReceipt, StepMessage};
 use sales_agent::steps::StepOutcome;
+use sales_agent_tests::faults::DiesAfterSending;
 use sales_agent_tests::{TestApp, agent_spec};
 use tokio::sync::Notify;
 
@@ -57,29 +58,13 @@ async fn given_three_workers_racing_on_one_lead_then_one_email_leaves() {
     assert_eq!(app.emails().len(), 1);
 }
 
-/// Hands the email to the real outbox, then never returns: the process "dies" right after the
-/// provider accepted the email and before the lead's state is written.
-struct DiesAfterSending {
-    outbox: Arc<dyn Mailer>,
-    sent: Arc<Notify>,
-}
-
-#[async_trait]
-impl Mailer for DiesAfterSending {
-    async fn send(&self, email: &OutreachEmail) -> Result<SendReceipt, MailError> {
-        self.outbox.send(email).await?;
-        self.sent.notify_one();
-        std::future::pending().await
-    }
-}
-
 #[tokio::test]
 async fn given_a_crash_between_the_send_and_the_state_write_then_the_redelivery_parks_the_lead_and_sends_nothing() {
     let app = TestApp::new();
     let message = drafted_lead(&app).await;
     let sent = Arc::new(Notify::new());
     let mut crashing = app.runtime.clone();
-    crashing.mailer = Arc::new(DiesAfterSending { outbox: app.runtime.mailer.clone(), sent: sent.clone() });
+    crashing.mailer = Arc::new(DiesAfterSending { mailer: app.runtime.mailer.clone(), sent: sent.clone() });
     let doomed = crashing.send_step();
     let delivery = tokio::spawn({
         let message = message.clone();

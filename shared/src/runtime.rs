@@ -10,7 +10,7 @@ use axum::Router;
 use crate::adapters::aws::{self, AgentSecrets, DynamoStore, QueueUrls, SesMailer, SqsQueue};
 use crate::adapters::site_research::{NoResearch, SiteResearch, SiteResearchLimits};
 use crate::adapters::template_drafter::TemplateDrafter;
-use crate::adapters::unconfigured::NoLeadSources;
+use crate::adapters::unconfigured::{NoLeadSources, UnconfiguredQueue};
 use crate::api::{self, ApiLimits, ApiServices};
 use crate::config::{Backend, ResearchMode, Settings};
 use crate::domain::unsubscribe::UnsubscribeSigner;
@@ -64,12 +64,16 @@ impl Runtime {
     pub async fn on_aws(settings: Settings, config: &aws_config::SdkConfig) -> anyhow::Result<Self> {
         let resources = &settings.aws;
         let table = resources.table.clone().context("SALES_AGENT_TABLE is required for the aws backend")?;
-        let required =
-            |value: &Option<String>, name: &str| value.clone().with_context(|| format!("{name} is required for the aws backend"));
-        let urls = QueueUrls {
-            research: required(&resources.research_queue_url, "SALES_AGENT_RESEARCH_QUEUE_URL")?,
-            draft: required(&resources.draft_queue_url, "SALES_AGENT_DRAFT_QUEUE_URL")?,
-            send: required(&resources.send_queue_url, "SALES_AGENT_SEND_QUEUE_URL")?,
+        let queue: Arc<dyn Queue> = match (&resources.research_queue_url, &resources.draft_queue_url, &resources.send_queue_url) {
+            (Some(research), Some(draft), Some(send)) => Arc::new(SqsQueue::new(
+                aws_sdk_sqs::Client::new(config),
+                QueueUrls { research: research.clone(), draft: draft.clone(), send: send.clone() },
+            )),
+            _ => {
+                let missing = "SALES_AGENT_RESEARCH_QUEUE_URL, SALES_AGENT_DRAFT_QUEUE_URL or SALES_AGENT_SEND_QUEUE_URL".to_string();
+                tracing::warn!("{missing} is not set: nothing can be enqueued");
+                Arc::new(UnconfiguredQueue { missing })
+            }
         };
         let secrets = match &resources.secret_id {
             Some(secret_id) => AgentSecrets::load(&aws_sdk_secretsmanager::Client::new(config), secret_id).await.unwrap_or_else(|error| {
@@ -84,7 +88,7 @@ impl Runtime {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         Ok(Self {
             store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(config), table)),
-            queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(config), urls)),
+            queue,
             mailer: Arc::new(SesMailer::new(config, resources.ses_configuration_set.clone())),
             research: research_for(&settings, clock.clone())?,
             drafter: Arc::new(TemplateDrafter::new(clock.clone())),

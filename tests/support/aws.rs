@@ -11,7 +11,7 @@ use serde_yaml::Value;
 /// The moto endpoint `.ci/test` started, e.g. `http://127.0.0.1:5000`.
 pub fn endpoint() -> String {
     std::env::var("SALES_AGENT_TEST_AWS_ENDPOINT").expect(
-        "AWS tests run against moto: run `bash .ci/test`, or start `moto_server -H 127.0.0.1 -p 5000` and set \
+        "AWS tests run against moto: run `bash .ci/test`, or start `python .ci/moto-serial.py 127.0.0.1 5000` (moto installed) and set \
          SALES_AGENT_TEST_AWS_ENDPOINT=http://127.0.0.1:5000",
     )
 }

@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod event_source;
+pub mod faults;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -14,3 +14,16 @@ impl LeadSource for NoLeadSources {
         Err(LeadSourceError::NotConfigured(spec.provider()))
     }
 }
+
+/// A queue whose URL is not configured: every enqueue says which setting is missing. Lets
+/// operator commands (API keys) run with only the table configured.
+pub struct UnconfiguredQueue {
+    pub missing: String,
+}
+
+#[async_trait]
+impl crate::ports::Queue for UnconfiguredQueue {
+    async fn send(&self, _queue: crate::ports::StepQueue, _bodies: Vec<String>) -> Result<(), crate::ports::QueueError> {
+        Err(crate::ports::QueueError::Unavailable(format!("{} is not set", self.missing)))
+    }
+}

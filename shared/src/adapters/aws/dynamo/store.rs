@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, PutRequest, TransactWriteItem, Update, WriteRequest};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
@@ -16,6 +17,27 @@ use crate::domain::{
 };
 use crate::ports::store::{AgentStore, ApiKeyStore, ArtifactStore, ExecutionStore, LeadQuery, LeadStore, LogStore, SuppressionList};
 use crate::ports::{Page, PageRequest, StoreError};
+
+/// Attempts at a write that DynamoDB refused because another transaction held one of its items
+/// (every lead transition touches its execution's item, so this is expected under load).
+const CONFLICT_ATTEMPTS: u32 = 8;
+
+/// Cancellation reasons that say "try again", as opposed to a failed condition.
+const TRANSIENT_REASONS: &[&str] = &["TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"];
+
+/// Service error codes of single-item writes that say "try again".
+const TRANSIENT_CODES: &[&str] = &["TransactionConflictException", "TransactionInProgressException", "ThrottlingException"];
+
+/// A jittered, growing pause before attempt `attempt` (0-based) of a conflicting write.
+async fn back_off(attempt: u32) {
+    let ceiling = 20u64 << attempt.min(6);
+    let jitter = (uuid::Uuid::new_v4().as_u128() % u128::from(ceiling)) as u64;
+    tokio::time::sleep(Duration::from_millis(ceiling / 2 + jitter / 2)).await;
+}
+
+fn is_transient<E: ProvideErrorMetadata>(error: &SdkError<E>) -> bool {
+    error.as_service_error().and_then(|e| e.code()).is_some_and(|code| TRANSIENT_CODES.contains(&code))
+}
 
 /// BatchWriteItem takes at most 25 items.
 const BATCH_WRITE_LIMIT: usize = 25;
@@ -291,7 +313,7 @@ impl ExecutionStore for DynamoStore {
         let mut stored = execution.clone();
         stored.version += 1;
         let data = serde_dynamo::to_attribute_value(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let result = self
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -304,16 +326,18 @@ impl ExecutionStore for DynamoStore {
             .expression_attribute_values(":data", data)
             .expression_attribute_values(":next", n(stored.version))
             .expression_attribute_values(":state", s(stored.state.as_str()))
-            .expression_attribute_values(":expected", n(execution.version))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(stored),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Err(self.missed(execution_key(execution.id)).await)
+            .expression_attribute_values(":expected", n(execution.version));
+        for attempt in 0..CONFLICT_ATTEMPTS {
+            match request.clone().send().await {
+                Ok(_) => return Ok(stored),
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                    return Err(self.missed(execution_key(execution.id)).await);
+                }
+                Err(e) if is_transient(&e) => back_off(attempt).await,
+                Err(e) => return Err(unavailable(e)),
             }
-            Err(e) => Err(unavailable(e)),
         }
+        Err(StoreError::Unavailable("the execution kept conflicting with transactions on it".into()))
     }
 
     async fn add_to_counters(&self, id: ExecutionId, delta: &ExecutionCounters) -> Result<(), StoreError> {
@@ -334,8 +358,14 @@ impl ExecutionStore for DynamoStore {
         for (name, value) in changes {
             update = update.expression_attribute_names(format!("#{name}"), name).expression_attribute_values(format!(":{name}"), n(value));
         }
-        update.send().await.map_err(unavailable)?;
-        Ok(())
+        for attempt in 0..CONFLICT_ATTEMPTS {
+            match update.clone().send().await {
+                Ok(_) => return Ok(()),
+                Err(e) if is_transient(&e) => back_off(attempt).await,
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Err(StoreError::Unavailable("the counters kept conflicting with transactions on the execution".into()))
     }
 
     async fn lead_counts(&self, id: ExecutionId) -> Result<BTreeMap<LeadStateKind, u64>, StoreError> {
@@ -460,13 +490,27 @@ impl LeadStore for DynamoStore {
             let put = Put::builder().table_name(&self.table).set_item(Some(index)).build().map_err(corrupt)?;
             writes.push(TransactWriteItem::builder().put(put).build());
         }
-        match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-            Ok(_) => Ok(stored),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception()) => {
-                Err(self.missed(lead_key(lead.id)).await)
+        for attempt in 0..CONFLICT_ATTEMPTS {
+            let error = match self.client.transact_write_items().set_transact_items(Some(writes.clone())).send().await {
+                Ok(_) => return Ok(stored),
+                Err(error) => error,
+            };
+            let reasons: Vec<String> = match error.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    cancelled.cancellation_reasons().iter().filter_map(|r| r.code().map(str::to_string)).collect()
+                }
+                _ if is_transient(&error) => vec!["TransactionConflict".into()],
+                _ => return Err(unavailable(error)),
+            };
+            if reasons.iter().any(|r| r == "ConditionalCheckFailed") {
+                return Err(self.missed(lead_key(lead.id)).await);
             }
-            Err(e) => Err(unavailable(e)),
+            if !reasons.iter().any(|r| TRANSIENT_REASONS.contains(&r.as_str())) {
+                return Err(StoreError::Unavailable(format!("the transaction was cancelled: {}", reasons.join(", "))));
+            }
+            back_off(attempt).await;
         }
+        Err(StoreError::Unavailable("the lead's transaction kept conflicting with others".into()))
     }
 
     async fn find_lead_by_message_id(&self, message_id: &str) -> Result<Option<Lead>, StoreError> {

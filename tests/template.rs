@@ -1,0 +1,70 @@
+//! template.yaml keeps the rules the workers depend on: every SQS event source reports partial
+//! batch failures, every queue's visibility timeout is at least six times its function's
+//! timeout, redrive policies allow at least five receives, and every function is built by
+//! cargo-lambda from the workspace root.
+
+use serde_yaml::Value;
+
+fn template() -> Value {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The logical id a `!GetAtt X.Arn` names.
+fn get_att_target(value: &Value) -> String {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "!GetAtt" => tagged.value.as_str().unwrap().split('.').next().unwrap().to_string(),
+        other => panic!("expected !GetAtt, got {other:?}"),
+    }
+}
+
+fn number(template: &Value, value: &Value) -> u64 {
+    match value {
+        Value::Number(n) => n.as_u64().unwrap(),
+        Value::Tagged(tagged) if tagged.tag == "!Ref" => {
+            let parameter = &template["Parameters"][tagged.value.as_str().unwrap()];
+            parameter["MinValue"].as_u64().or_else(|| parameter["Default"].as_u64()).unwrap()
+        }
+        other => panic!("expected a number, got {other:?}"),
+    }
+}
+
+#[test]
+fn queues_functions_and_event_sources_keep_the_rules_the_workers_rely_on() {
+    let template = template();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let global_timeout = template["Globals"]["Function"]["Timeout"].as_u64().unwrap();
+    let mut functions = 0;
+    let mut sqs_sources = 0;
+    for (name, resource) in resources {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        functions += 1;
+        let name = name.as_str().unwrap();
+        let properties = &resource["Properties"];
+        assert_eq!(properties["CodeUri"], ".", "{name} builds from the workspace root");
+        assert_eq!(resource["Metadata"]["BuildMethod"], "rust-cargolambda", "{name}");
+        assert!(resource["Metadata"]["BuildProperties"]["Binary"].is_string(), "{name} names its binary");
+        let timeout = properties["Timeout"].as_u64().unwrap_or(global_timeout);
+        for (_, event) in properties["Events"].as_mapping().into_iter().flatten() {
+            if event["Type"] != "SQS" {
+                continue;
+            }
+            sqs_sources += 1;
+            let event = &event["Properties"];
+            assert_eq!(event["FunctionResponseTypes"][0], "ReportBatchItemFailures", "{name}");
+            let queue = &resources[&Value::from(get_att_target(&event["Queue"]))]["Properties"];
+            let visibility = queue["VisibilityTimeout"].as_u64().unwrap();
+            assert!(visibility >= 6 * timeout, "{name}: visibility {visibility} s < 6 × timeout {timeout} s");
+            let redrive = &queue["RedrivePolicy"];
+            assert!(number(&template, &redrive["maxReceiveCount"]) >= 5, "{name}");
+            assert!(resources.contains_key(Value::from(get_att_target(&redrive["deadLetterTargetArn"]))), "{name} has a dead-letter queue");
+            assert!(matches!(event["ScalingConfig"]["MaximumConcurrency"], Value::Tagged(_)), "{name}: maximum concurrency is a parameter");
+        }
+    }
+    assert_eq!((functions, sqs_sources), (5, 3));
+    let table = &resources[&Value::from("StateTable")]["Properties"];
+    assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
+    assert!(template["Outputs"]["ApiUrl"].is_mapping());
+}
