@@ -172,7 +172,11 @@ async fn five_leads_go_from_the_post_to_five_emails_in_ses_exactly_once_though_e
     assert_eq!(execution["lead_counts"], json!({"sent": 5}), "{execution}");
     assert_eq!(execution["counters"]["sent"], 5);
     let leads = stack.leads(&execution_id).await;
-    assert!(leads.iter().all(|l| l["sent_messages"][0]["provider_message_id"].as_str().is_some_and(|id| !id.is_empty())));
+    for lead in &leads {
+        let sent = &lead["sent_messages"][0];
+        let provider_id = sent["provider_message_id"].as_str().unwrap();
+        assert_eq!(sent["message_id"], format!("{provider_id}@email.amazonses.com"), "SES's own Message-ID is what replies refer to");
+    }
 }
 
 /// Answers the first `throttles` SendRawEmail calls with SES's own Throttling error and passes

@@ -48,7 +48,7 @@ impl Mailer for OutboxMailer {
             .await
             .map_err(|e| MailError::Retryable(format!("cannot create the outbox {}: {e}", self.dir.display())))?;
         if tokio::fs::try_exists(&path).await.unwrap_or(false) {
-            return Ok(SendReceipt { provider_message_id: name });
+            return Ok(SendReceipt { provider_message_id: name, delivered_message_id: None });
         }
         // Write beside the target and rename, so a crash never leaves half an email behind.
         let partial = self.dir.join(format!(".{name}.partial"));
@@ -58,6 +58,6 @@ impl Mailer for OutboxMailer {
         tokio::fs::rename(&partial, &path)
             .await
             .map_err(|e| MailError::Ambiguous(format!("cannot move the email into the outbox: {e}")))?;
-        Ok(SendReceipt { provider_message_id: name })
+        Ok(SendReceipt { provider_message_id: name, delivered_message_id: None })
     }
 }

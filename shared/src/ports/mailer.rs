@@ -6,6 +6,9 @@ use crate::domain::outreach_email::OutreachEmail;
 pub struct SendReceipt {
     /// The provider's id for the message (SES MessageId, outbox file name, SMTP queue id).
     pub provider_message_id: String,
+    /// The Message-ID the recipient sees, when the provider replaced ours (SES does). Replies
+    /// and follow-ups refer to this one.
+    pub delivered_message_id: Option<String>,
 }
 
 /// Whether a failed send may have left the building decides what happens to the lead, so the

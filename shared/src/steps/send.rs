@@ -102,12 +102,13 @@ impl SendStep {
         match self.mailer.send(&email).await {
             Ok(receipt) => {
                 let more_steps = agent.has_step_after(claimed.step);
+                let delivered_id = receipt.delivered_message_id.clone().unwrap_or_else(|| email.message_id.clone());
                 let mut sent = claimed
                     .advanced(LeadEvent::SendConfirmed { claim_id, more_steps }, clock.now())
                     .map_err(|e| RetryableStepError(e.to_string()))?;
                 sent.sent_messages.push(SentMessage {
                     step: claimed.step,
-                    message_id: email.message_id.clone(),
+                    message_id: delivered_id.clone(),
                     provider_message_id: receipt.provider_message_id.clone(),
                     subject: email.subject.clone(),
                     sent_at: clock.now(),
@@ -123,7 +124,7 @@ impl SendStep {
                 journal::record(
                     store,
                     lead_entry(&lead, LogLevel::Info, "lead.sent", format!("step {} sent to {}: \"{}\"", claimed.step, email.to, email.subject), clock.now())
-                        .with_data(json!({"step": claimed.step, "message_id": email.message_id, "provider_message_id": receipt.provider_message_id, "next_step_due_at": sent.next_step_due_at})),
+                        .with_data(json!({"step": claimed.step, "message_id": delivered_id, "provider_message_id": receipt.provider_message_id, "next_step_due_at": sent.next_step_due_at})),
                 )
                 .await;
                 if !more_steps {

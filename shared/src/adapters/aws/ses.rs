@@ -1,6 +1,9 @@
 //! Sending through Amazon SES (SendRawEmail) with a configuration set and tags naming the lead
 //! and step, so events can be traced back.
 //!
+//! SES replaces our Message-ID with its own; the receipt names the one recipients see, so
+//! replies match and follow-ups thread on it.
+//!
 //! SendRawEmail has no idempotency key, so the SDK's own retries are off for this client: a
 //! retried request after a timeout could send the same email twice. What failed is reported
 //! precisely instead, and the send step decides (retry on throttling, park on ambiguity).
@@ -18,6 +21,14 @@ use crate::ports::{MailError, Mailer, SendReceipt};
 pub struct SesMailer {
     client: Client,
     configuration_set: Option<String>,
+    /// The domain of the Message-IDs SES gives the emails it sends from this region.
+    message_id_domain: String,
+}
+
+/// SES replaces the Message-ID of every email with `<MessageId@email.amazonses.com>` in
+/// us-east-1 and `<MessageId@REGION.amazonses.com>` elsewhere.
+pub fn ses_message_id_domain(region: &str) -> String {
+    if region == "us-east-1" { "email.amazonses.com".into() } else { format!("{region}.amazonses.com") }
 }
 
 impl SesMailer {
@@ -25,7 +36,8 @@ impl SesMailer {
     pub fn new(config: &aws_config::SdkConfig, configuration_set: Option<String>) -> Self {
         let ses_config =
             aws_sdk_ses::config::Builder::from(config).retry_config(aws_sdk_ses::config::retry::RetryConfig::disabled()).build();
-        Self { client: Client::from_conf(ses_config), configuration_set }
+        let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
+        Self { client: Client::from_conf(ses_config), configuration_set, message_id_domain: ses_message_id_domain(&region) }
     }
 }
 
@@ -78,6 +90,16 @@ impl Mailer for SesMailer {
             .send()
             .await
             .map_err(classify)?;
-        Ok(SendReceipt { provider_message_id: output.message_id })
+        let delivered_message_id = Some(format!("{}@{}", output.message_id, self.message_id_domain));
+        Ok(SendReceipt { provider_message_id: output.message_id, delivered_message_id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn message_ids_carry_the_sending_region() {
+        assert_eq!(super::ses_message_id_domain("us-east-1"), "email.amazonses.com");
+        assert_eq!(super::ses_message_id_domain("eu-west-1"), "eu-west-1.amazonses.com");
     }
 }
