@@ -38,6 +38,10 @@ struct Stack {
 }
 
 async fn deploy() -> Stack {
+    deploy_with_secret(json!({"unsubscribe_signing_key": "test-only-signing-key", "openai_api_key": "", "mailboxes": []})).await
+}
+
+async fn deploy_with_secret(secret: Value) -> Stack {
     let config = aws::config().await;
     let table = aws::unique("sales-agent");
     aws::create_state_table(&config, &table).await;
@@ -45,7 +49,7 @@ async fn deploy() -> Stack {
     let secret = aws_sdk_secretsmanager::Client::new(&config)
         .create_secret()
         .name(aws::unique("sales-agent-secret"))
-        .secret_string(json!({"unsubscribe_signing_key": "test-only-signing-key", "openai_api_key": "", "mailboxes": []}).to_string())
+        .secret_string(secret.to_string())
         .send()
         .await
         .unwrap();
@@ -59,7 +63,6 @@ async fn deploy() -> Stack {
     settings.aws.send_queue_url = Some(queues.urls.send.clone());
     settings.aws.secret_id = secret.arn;
     let runtime = Runtime::on_aws(settings, &config).await.unwrap();
-    assert!(runtime.signer.is_some(), "the signing key was read from the secret");
     Stack { config, queues, runtime, lead_domain: format!("{}.example", uuid::Uuid::new_v4().simple()) }
 }
 
@@ -153,6 +156,7 @@ impl Stack {
 #[tokio::test]
 async fn five_leads_go_from_the_post_to_five_emails_in_ses_exactly_once_though_every_message_is_delivered_twice() {
     let stack = deploy().await;
+    assert!(stack.runtime.signer.is_some(), "the signing key was read from the secret");
     let execution_id = stack.start(5).await;
 
     stack.drain(&stack.runtime, 2).await;
@@ -335,4 +339,18 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_and_its_lead_shows_faile
     let lead = &stack.leads(&execution_id).await[0];
     assert_eq!(lead["state"], "failed");
     assert!(lead["reason"].as_str().unwrap().starts_with("draft step gave up after 5 attempts"), "{lead}");
+}
+
+#[tokio::test]
+async fn a_secret_without_the_signing_key_switches_sending_off_and_fails_no_lead() {
+    let stack = deploy_with_secret(json!({"openai_api_key": ""})).await;
+    assert!(stack.runtime.signer.is_none());
+    let execution_id = stack.start(1).await;
+    draft_everything(&stack).await;
+
+    let report = stack.mapping(&stack.queues.urls.send, &stack.queues.arns.send, 1).poll(&stack.runtime.send_step()).await;
+
+    assert_eq!((report.received, report.failed), (1, 1), "the message waits for the key, to be redriven once it is set");
+    assert!(stack.emails().await.is_empty(), "no email without a working unsubscribe link");
+    assert_eq!(stack.leads(&execution_id).await[0]["state"], "drafted");
 }
