@@ -82,6 +82,12 @@ impl TestApp {
         }
     }
 
+    /// Takes over `previous`'s temporary folder, for an app rebuilt around a changed runtime.
+    pub fn keeping(mut self, mut previous: TestApp) -> Self {
+        self._temp = previous._temp.take();
+        self
+    }
+
     /// Keeps the temporary folder alive across a simulated restart.
     pub fn restart(mut self) -> Self {
         let temp = self._temp.take();

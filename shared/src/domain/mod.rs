@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod api_key;
+pub mod draft_guard;
 pub mod email_address;
 pub mod execution;
 pub mod ids;

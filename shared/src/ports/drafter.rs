@@ -10,6 +10,8 @@ pub struct DraftRequest<'a> {
     pub research: Option<&'a ResearchReport>,
     /// The subjects already sent to this lead, oldest first, so a follow-up can refer back.
     pub previous_subjects: Vec<String>,
+    /// Why the previous attempt at this draft was refused, for a drafter that can do better.
+    pub feedback: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

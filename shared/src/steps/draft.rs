@@ -7,8 +7,12 @@ use serde_json::json;
 
 use super::journal::{self, lead_entry};
 use super::{Admission, RetryableStepError, StepOutcome, StepPorts, StepResult, admit, fail_lead, load_lead};
-use crate::domain::{ExecutionCounters, Lead, LeadEvent, LeadStateKind, LogLevel};
+use crate::domain::draft_guard;
+use crate::domain::{EmailDraft, ExecutionCounters, Lead, LeadEvent, LeadStateKind, LogLevel};
 use crate::ports::{DraftError, DraftRequest, Drafter, StepMessage, StepQueue, StoreError};
+
+/// Drafts of one step the guards may refuse before the lead fails.
+const MAX_DRAFT_ATTEMPTS: u32 = 3;
 
 pub struct DraftStep {
     pub(crate) ports: StepPorts,
@@ -46,19 +50,53 @@ impl DraftStep {
             Some(key) => store.get_research(key).await?,
             None => None,
         };
-        let request = DraftRequest {
-            agent: &agent,
-            lead: &lead,
-            step: lead.step,
-            research: research.as_ref(),
-            previous_subjects: lead.sent_messages.iter().map(|m| m.subject.clone()).collect(),
-        };
-        let outcome = match self.drafter.draft(request).await {
-            Ok(outcome) => outcome,
-            Err(DraftError::Retryable(why)) => return Err(RetryableStepError(format!("drafting: {why}"))),
-            Err(DraftError::Rejected(why)) => {
-                return fail_lead(store, clock, &lead, format!("no draft for step {}: {why}", lead.step)).await;
+        let mut feedback: Vec<String> = Vec::new();
+        let mut previous: Option<EmailDraft> = None;
+        let mut attempt = 0;
+        let outcome = loop {
+            attempt += 1;
+            let request = DraftRequest {
+                agent: &agent,
+                lead: &lead,
+                step: lead.step,
+                research: research.as_ref(),
+                previous_subjects: lead.sent_messages.iter().map(|m| m.subject.clone()).collect(),
+                feedback: feedback.clone(),
+            };
+            let outcome = match self.drafter.draft(request).await {
+                Ok(outcome) => outcome,
+                Err(DraftError::Retryable(why)) => return Err(RetryableStepError(format!("drafting: {why}"))),
+                Err(DraftError::Rejected(why)) => {
+                    return fail_lead(store, clock, &lead, format!("no draft for step {}: {why}", lead.step)).await;
+                }
+            };
+            let violations = draft_guard::check(&outcome.draft, &lead.contact, research.as_ref(), lead.step > 0);
+            if violations.is_empty() {
+                break outcome;
             }
+            let reasons: Vec<String> = violations.iter().map(ToString::to_string).collect();
+            journal::record(
+                store,
+                lead_entry(
+                    &lead,
+                    LogLevel::Warn,
+                    "lead.draft_refused",
+                    format!("draft of step {} refused: {}", lead.step, reasons.join("; ")),
+                    clock.now(),
+                )
+                .with_data(
+                    json!({"attempt": attempt, "subject": outcome.draft.subject, "body": outcome.draft.body, "violations": reasons}),
+                ),
+            )
+            .await;
+            // A drafter that writes the same draft again (a template) cannot do better.
+            let repeated = previous.as_ref().is_some_and(|p| p.subject == outcome.draft.subject && p.body == outcome.draft.body);
+            if attempt >= MAX_DRAFT_ATTEMPTS || repeated {
+                let why = format!("draft of step {} refused after {attempt} attempts: {}", lead.step, reasons.join("; "));
+                return fail_lead(store, clock, &lead, why).await;
+            }
+            feedback = reasons;
+            previous = Some(outcome.draft);
         };
         store.put_draft(&outcome.draft).await?;
         if let Some(usage) = outcome.usage {
