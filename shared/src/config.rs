@@ -39,6 +39,8 @@ pub struct AwsResources {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub backend: Backend,
+    /// An OpenAI-compatible model to draft with; without one the agent's templates are used.
+    pub llm: Option<crate::adapters::llm_drafter::LlmSettings>,
     /// Whether API routes require `Authorization: Bearer <key>`.
     pub auth_required: bool,
     pub aws: AwsResources,
@@ -86,6 +88,23 @@ where
     }
 }
 
+/// The model settings, when a key (or an explicit base URL, for servers without keys such as
+/// Ollama) says an LLM is to be used. The deployed functions pass the key from the secret.
+pub fn llm_from_env(api_key: Option<SecretString>) -> Result<Option<crate::adapters::llm_drafter::LlmSettings>, ConfigError> {
+    let base_url = var("SALES_AGENT_LLM_BASE_URL");
+    if api_key.is_none() && base_url.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(crate::adapters::llm_drafter::LlmSettings {
+        base_url: base_url.unwrap_or_else(|| "https://api.openai.com/v1".into()),
+        api_key: api_key.unwrap_or_else(|| SecretString::from("none")),
+        model: var("SALES_AGENT_LLM_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
+        temperature: parsed("SALES_AGENT_LLM_TEMPERATURE", 0.4)?,
+        timeout: Duration::from_secs(parsed("SALES_AGENT_LLM_TIMEOUT_SECS", 30)?),
+        max_attempts: parsed("SALES_AGENT_LLM_ATTEMPTS", 3)?,
+    }))
+}
+
 /// Next to the user locally; in Lambda only /tmp is writable.
 fn default_data_dir() -> PathBuf {
     if crate::telemetry::running_in_lambda() { PathBuf::from("/tmp/sales-agent-data") } else { PathBuf::from("sales-agent-data") }
@@ -126,6 +145,7 @@ impl Settings {
         };
         Ok(Self {
             backend,
+            llm: llm_from_env(var("SALES_AGENT_LLM_API_KEY").or_else(|| var("OPENAI_API_KEY")).map(SecretString::from))?,
             auth_required,
             aws,
             data_dir: var("SALES_AGENT_DATA_DIR").map(PathBuf::from).unwrap_or_else(default_data_dir),
@@ -146,6 +166,7 @@ impl Settings {
     pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             backend: Backend::Embedded,
+            llm: None,
             auth_required: false,
             aws: AwsResources::default(),
             data_dir: data_dir.into(),

@@ -8,6 +8,7 @@ use anyhow::Context;
 use axum::Router;
 
 use crate::adapters::aws::{self, AgentSecrets, DynamoStore, QueueUrls, SesMailer, SqsQueue};
+use crate::adapters::llm_drafter::LlmDrafter;
 use crate::adapters::site_research::{NoResearch, SiteResearch, SiteResearchLimits};
 use crate::adapters::template_drafter::TemplateDrafter;
 use crate::adapters::unconfigured::{NoLeadSources, UnconfiguredQueue};
@@ -36,6 +37,17 @@ pub struct Runtime {
     pub signer: Option<UnsubscribeSigner>,
 }
 
+/// The LLM drafter when a model is configured, else the agent's templates.
+pub fn drafter_for(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<dyn Drafter>> {
+    Ok(match &settings.llm {
+        Some(llm) => {
+            tracing::info!(model = %llm.model, base_url = %llm.base_url, "drafting with an LLM");
+            Arc::new(LlmDrafter::new(llm.clone(), clock)?)
+        }
+        None => Arc::new(TemplateDrafter::new(clock)),
+    })
+}
+
 /// The research adapter the settings ask for.
 pub fn research_for(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<dyn WebResearch>> {
     Ok(match settings.research {
@@ -62,7 +74,7 @@ impl Runtime {
 
     /// The deployed system: DynamoDB, SQS, SES, and the secret read once.
     pub async fn on_aws(settings: Settings, config: &aws_config::SdkConfig) -> anyhow::Result<Self> {
-        let resources = &settings.aws;
+        let resources = settings.aws.clone();
         let table = resources.table.clone().context("SALES_AGENT_TABLE is required for the aws backend")?;
         let queue: Arc<dyn Queue> = match (&resources.research_queue_url, &resources.draft_queue_url, &resources.send_queue_url) {
             (Some(research), Some(draft), Some(send)) => Arc::new(SqsQueue::new(
@@ -86,12 +98,19 @@ impl Runtime {
             }
         };
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let mut settings = settings;
+        // The key comes from the secret; model, base URL and limits from the environment.
+        if settings.llm.is_none() {
+            settings.llm = crate::config::llm_from_env(
+                secrets.openai_api_key.clone().filter(|k| !secrecy::ExposeSecret::expose_secret(k).trim().is_empty()),
+            )?;
+        }
         Ok(Self {
             store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(config), table)),
             queue,
             mailer: Arc::new(SesMailer::new(config, resources.ses_configuration_set.clone())),
             research: research_for(&settings, clock.clone())?,
-            drafter: Arc::new(TemplateDrafter::new(clock.clone())),
+            drafter: drafter_for(&settings, clock.clone())?,
             inbox: None,
             lead_sources: Arc::new(NoLeadSources),
             signer: secrets.unsubscribe_key().map(UnsubscribeSigner::new),

@@ -3,6 +3,7 @@
 pub mod aws;
 pub mod cursor;
 pub mod embedded;
+pub mod llm_drafter;
 pub mod local_inbox;
 pub mod outbox;
 pub mod site_research;

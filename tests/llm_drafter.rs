@@ -1,0 +1,210 @@
+//! The LLM drafter against a wiremock server standing in for an OpenAI-compatible API: what it
+//! sends, how it reads the structured answer, and what it does on 429, 5xx, timeouts, unreadable
+//! answers and refusals. Then the whole pipeline: the guards refuse an invented fact and the
+//! model's second draft is the one sent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sales_agent::adapters::llm_drafter::{LlmDrafter, LlmSettings};
+use sales_agent::domain::{Agent, AgentId, AgentSpec, EmailAddress, ExecutionId, Lead, LeadContact, ResearchFact, ResearchReport};
+use sales_agent::ports::{DraftError, DraftRequest, Drafter, SystemClock};
+use sales_agent_tests::{TestApp, agent_spec, header};
+use serde_json::{Value, json};
+use wiremock::matchers::{header as has_header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn settings(server: &MockServer, max_attempts: u32, timeout: Duration) -> LlmSettings {
+    LlmSettings {
+        base_url: format!("{}/v1", server.uri()),
+        api_key: secrecy::SecretString::from("test-key"),
+        model: "test-model".into(),
+        temperature: 0.2,
+        timeout,
+        max_attempts,
+    }
+}
+
+fn answer(content: &str) -> Value {
+    json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "test-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 120, "completion_tokens": 40, "total_tokens": 160}
+    })
+}
+
+fn draft_json(body: &str, facts: &[&str]) -> String {
+    json!({"subject": "Initech's Denver office", "body": body, "facts_used": facts}).to_string()
+}
+
+fn ok(content: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(answer(content))
+}
+
+fn fixtures() -> (Agent, Lead, ResearchReport) {
+    let spec: AgentSpec = serde_json::from_value(agent_spec()).unwrap();
+    let agent = spec.into_agent(AgentId::generate(), chrono::Utc::now());
+    let contact = LeadContact {
+        email: EmailAddress::parse("ada@initech.example").unwrap(),
+        first_name: "Ada".into(),
+        last_name: None,
+        company: "Initech".into(),
+        title: Some("VP Sales".into()),
+        company_domain: Some("initech.example".into()),
+        time_zone: None,
+    };
+    let lead = Lead::new(ExecutionId::generate(), agent.id, contact, chrono::Utc::now());
+    let research = ResearchReport {
+        company_domain: "initech.example".into(),
+        summary: None,
+        facts: vec![ResearchFact { text: "Initech opened an office in Denver".into(), source_url: "https://initech.example/".into() }],
+        note: None,
+        gathered_at: chrono::Utc::now(),
+    };
+    (agent, lead, research)
+}
+
+async fn draft(drafter: &LlmDrafter) -> Result<sales_agent::ports::DraftOutcome, DraftError> {
+    let (agent, lead, research) = fixtures();
+    drafter
+        .draft(DraftRequest { agent: &agent, lead: &lead, step: 0, research: Some(&research), previous_subjects: vec![], feedback: vec![] })
+        .await
+}
+
+#[tokio::test]
+async fn it_sends_the_brief_the_lead_and_the_research_and_reads_the_structured_answer() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/chat/completions"))
+        .and(has_header("authorization", "Bearer test-key"))
+        .respond_with(ok(&draft_json("Hi Ada,\n\nCongrats on Denver.", &["Initech opened an office in Denver"])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let drafter = LlmDrafter::new(settings(&server, 3, Duration::from_secs(5)), Arc::new(SystemClock)).unwrap();
+
+    let outcome = draft(&drafter).await.unwrap();
+
+    assert_eq!(outcome.draft.body, "Hi Ada,\n\nCongrats on Denver.");
+    assert_eq!(outcome.draft.facts_used, ["Initech opened an office in Denver"]);
+    assert_eq!(outcome.draft.drafted_by, "llm:test-model");
+    assert_eq!((outcome.usage.unwrap().prompt_tokens, outcome.usage.unwrap().completion_tokens), (120, 40));
+    let transcript = outcome.transcript.unwrap();
+    assert!(transcript["latency_ms"].is_u64() && transcript["response"].as_str().unwrap().contains("Congrats"));
+    let sent: Value = server.received_requests().await.unwrap()[0].body_json().unwrap();
+    assert_eq!(sent["model"], "test-model");
+    assert_eq!(sent["response_format"]["type"], "json_schema");
+    assert_eq!(sent["response_format"]["json_schema"]["strict"], true);
+    let user = sent["messages"][1]["content"].as_str().unwrap();
+    for expected in ["\"first_name\": \"Ada\"", "\"company\": \"Initech\"", "Initech opened an office in Denver", "a short call"] {
+        assert!(user.contains(expected), "the prompt lacks {expected}: {user}");
+    }
+    assert!(!sent.to_string().contains("test-key"), "the key goes in a header, never in the prompt");
+}
+
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_retried_until_an_answer_comes() {
+    let server = MockServer::start().await;
+    let error =
+        |status| ResponseTemplate::new(status).set_body_json(json!({"error": {"message": "slow down", "type": "rate_limit_error"}}));
+    Mock::given(method("POST")).respond_with(error(429)).up_to_n_times(1).expect(1).mount(&server).await;
+    Mock::given(method("POST")).respond_with(error(503)).up_to_n_times(1).expect(1).mount(&server).await;
+    Mock::given(method("POST")).respond_with(ok(&draft_json("Hi Ada,\n\nA note.", &[]))).expect(1).mount(&server).await;
+    let drafter = LlmDrafter::new(settings(&server, 3, Duration::from_secs(5)), Arc::new(SystemClock)).unwrap();
+
+    let outcome = draft(&drafter).await.unwrap();
+
+    assert_eq!(outcome.draft.body, "Hi Ada,\n\nA note.");
+    assert_eq!(outcome.transcript.unwrap()["attempt"], 3);
+}
+
+#[tokio::test]
+async fn after_the_last_try_the_failure_goes_back_to_the_queue() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500).set_body_json(json!({"error": {"message": "boom"}})))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let drafter = LlmDrafter::new(settings(&server, 2, Duration::from_secs(5)), Arc::new(SystemClock)).unwrap();
+
+    let error = draft(&drafter).await.unwrap_err();
+
+    assert!(matches!(&error, DraftError::Retryable(why) if why.contains("after 2 attempts") && why.contains("500")), "{error}");
+}
+
+#[tokio::test]
+async fn a_model_that_does_not_answer_in_time_is_retried_then_given_back() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ok(&draft_json("Hi Ada", &[])).set_delay(Duration::from_secs(3)))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let drafter = LlmDrafter::new(settings(&server, 2, Duration::from_millis(300)), Arc::new(SystemClock)).unwrap();
+
+    let error = draft(&drafter).await.unwrap_err();
+
+    assert!(matches!(&error, DraftError::Retryable(why) if why.contains("did not answer in time")), "{error}");
+}
+
+#[tokio::test]
+async fn unreadable_answers_are_retried_and_a_refused_request_is_not() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ok("Sure! Here is your email: Hi Ada...")).up_to_n_times(1).expect(1).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("{not json"))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST")).respond_with(ok(&draft_json("Hi Ada,\n\nA note.", &[]))).expect(1).mount(&server).await;
+    let drafter = LlmDrafter::new(settings(&server, 3, Duration::from_secs(5)), Arc::new(SystemClock)).unwrap();
+    assert!(draft(&drafter).await.is_ok(), "two unreadable answers, then a good one");
+
+    let refusing = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_json(json!({"error": {"message": "model not found", "type": "invalid_request_error"}})),
+        )
+        .expect(1)
+        .mount(&refusing)
+        .await;
+    let drafter = LlmDrafter::new(settings(&refusing, 3, Duration::from_secs(5)), Arc::new(SystemClock)).unwrap();
+    let error = draft(&drafter).await.unwrap_err();
+    assert!(matches!(&error, DraftError::Rejected(why) if why.contains("400") && why.contains("model not found")), "{error}");
+}
+
+#[tokio::test]
+async fn in_the_pipeline_an_invented_fact_is_refused_and_the_second_draft_is_sent() {
+    let server = MockServer::start().await;
+    let invented = draft_json("Hi Ada,\n\nCongrats on the IPO!", &["Initech went public last month"]);
+    let honest = draft_json("Hi Ada,\n\nA note about forecasting at Initech.", &[]);
+    Mock::given(method("POST")).respond_with(ok(&invented)).up_to_n_times(1).expect(1).mount(&server).await;
+    Mock::given(method("POST")).respond_with(ok(&honest)).expect(1).mount(&server).await;
+    let app = TestApp::configured(|settings| settings.llm = Some(settings_for(&server)));
+    let agent_id = app.create_agent(&agent_spec()).await;
+    let execution_id = app.start_csv(&agent_id, "email,first_name,company\nada@initech.example,Ada,Initech\n").await;
+
+    app.drain().await;
+
+    let emails = app.emails();
+    assert_eq!(emails.len(), 1);
+    assert!(emails[0].contains("A note about forecasting at Initech."));
+    assert_eq!(header(&emails[0], "Subject"), Some("Initech's Denver office"));
+    let second: Value = server.received_requests().await.unwrap()[1].body_json().unwrap();
+    assert!(second["messages"][1]["content"].as_str().unwrap().contains("Initech went public last month\\\" is not in the research"));
+    let execution = app.execution(&execution_id).await;
+    assert_eq!(
+        (execution["counters"]["prompt_tokens"].as_u64(), execution["counters"]["completion_tokens"].as_u64()),
+        (Some(120), Some(40))
+    );
+    let logs = app.get(&format!("/api/v1/executions/{execution_id}/logs?limit=500")).await;
+    let drafted = logs.body["items"].as_array().unwrap().iter().find(|e| e["event"] == "lead.drafted").unwrap().clone();
+    assert_eq!(drafted["data"]["transcript"]["model"], "test-model");
+    assert!(drafted["data"]["transcript"]["prompt"]["user"].as_str().unwrap().contains("Ada"));
+}
+
+fn settings_for(server: &MockServer) -> LlmSettings {
+    settings(server, 3, Duration::from_secs(5))
+}
