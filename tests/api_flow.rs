@@ -258,3 +258,24 @@ async fn a_large_start_fans_out_in_the_background_and_every_lead_still_gets_one_
     assert_eq!(app.execution(&execution_id).await["lead_counts"], json!({"sent": 1200}));
     assert_eq!(app.emails().len(), 1200);
 }
+
+#[tokio::test]
+async fn a_prospect_the_agent_already_emailed_is_skipped_in_a_later_execution() {
+    let app = TestApp::new();
+    let agent_id = app.create_agent(&agent_spec()).await;
+    app.start_csv(&agent_id, "email,first_name,company\nada@initech.example,Ada,Initech\n").await;
+    app.drain().await;
+
+    let later =
+        app.start_csv(&agent_id, "email,first_name,company\nADA@initech.example,Ada,Initech\nbob@globex.example,Bob,Globex\n").await;
+    app.drain().await;
+
+    let leads = app.leads(&later).await;
+    let ada = leads.iter().find(|l| l["contact"]["email"] == "ADA@initech.example").unwrap();
+    assert_eq!((ada["state"].as_str(), ada["reason"].as_str()), (Some("skipped"), Some("already_contacted")));
+    assert_eq!(app.emails().len(), 2, "Ada once, Bob once");
+    let other_agent = app.create_agent(&agent_spec()).await;
+    let elsewhere = app.start_csv(&other_agent, "email,first_name,company\nada@initech.example,Ada,Initech\n").await;
+    app.drain().await;
+    assert_eq!(app.leads(&elsewhere).await[0]["state"], "sent", "another agent may write to her");
+}

@@ -79,6 +79,8 @@ pub enum SkipReason {
     Suppressed,
     /// The same address appears earlier in the execution.
     Duplicate,
+    /// The agent already emailed this address in another execution.
+    AlreadyContacted,
     /// The execution was cancelled before this lead was contacted.
     ExecutionCancelled,
     /// A reviewer rejected the draft.

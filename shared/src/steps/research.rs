@@ -5,9 +5,10 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::journal::{self, lead_entry};
-use super::{Admission, RetryableStepError, StepOutcome, StepPorts, StepResult, admit, load_lead, skip_if_suppressed};
-use crate::domain::{Lead, LeadEvent, LeadStateKind, LogLevel, ResearchReport};
-use crate::ports::{StepMessage, StepQueue, StoreError, WebResearch};
+use super::{Admission, RetryableStepError, StepOutcome, StepPorts, StepResult, admit, load_lead, skip, skip_if_suppressed};
+use crate::domain::{Lead, LeadEvent, LeadStateKind, LogLevel, ResearchReport, SkipReason};
+use crate::ports::store::LeadQuery;
+use crate::ports::{PageRequest, StepMessage, StepQueue, StoreError, WebResearch};
 
 pub struct ResearchStep {
     pub(crate) ports: StepPorts,
@@ -40,6 +41,12 @@ impl ResearchStep {
         if skip_if_suppressed(store, clock, &lead).await? {
             return Ok(StepOutcome::Skipped);
         }
+        if let Some(earlier) = self.earlier_contact(&lead).await? {
+            skip(store, clock, &lead, SkipReason::AlreadyContacted).await?;
+            let why = format!("{} was already emailed by this agent (execution {})", lead.contact.email, earlier.execution_id);
+            journal::record(store, lead_entry(&lead, LogLevel::Info, "lead.skipped", why, clock.now())).await;
+            return Ok(StepOutcome::Skipped);
+        }
 
         let report = self.report_for(&lead).await?;
         let mut researched = match lead.advanced(LeadEvent::ResearchCompleted, clock.now()) {
@@ -68,6 +75,17 @@ impl ResearchStep {
         .await;
         self.enqueue_draft(&researched).await?;
         Ok(StepOutcome::Advanced)
+    }
+
+    /// Another lead of the same agent at this address that was already emailed, if any: a
+    /// prospect hears from an agent's sequence once, however many lists they appear on.
+    async fn earlier_contact(&self, lead: &Lead) -> Result<Option<Lead>, RetryableStepError> {
+        let query = LeadQuery { email: Some(lead.contact.email.clone()), agent_id: Some(lead.agent_id), ..Default::default() };
+        let others = self.ports.store.list_leads(&query, &PageRequest::first(PageRequest::MAX_LIMIT)).await?;
+        Ok(others
+            .items
+            .into_iter()
+            .find(|other| other.id != lead.id && (!other.sent_messages.is_empty() || other.state.kind() == LeadStateKind::Sending)))
     }
 
     /// The company's report, researched once per domain and reused for every lead there.
