@@ -65,9 +65,28 @@ fn clean(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Bytes of a page the parser sees at most: the head and the first screen of the body.
+const PARSED_BYTES: usize = 48 * 1024;
+/// Tags the parser sees at most. Deeply nested markup makes an HTML5 parser's work grow with
+/// the square of the depth, so a hostile page could otherwise stall research for minutes.
+const PARSED_TAGS: usize = 3_000;
+
+/// The part of a page worth parsing: its head and first screen, bounded in size and tags.
+pub fn bounded_markup(html: &str) -> &str {
+    let mut end = html.len().min(PARSED_BYTES);
+    while !html.is_char_boundary(end) {
+        end -= 1;
+    }
+    let prefix = &html[..end];
+    match prefix.match_indices('<').nth(PARSED_TAGS) {
+        Some((cut, _)) => &prefix[..cut],
+        None => prefix,
+    }
+}
+
 /// Facts a reader sees first on a home page: the title, the description and the main headline.
 pub fn facts_from_home_page(html: &str, source_url: &str) -> (Option<String>, Vec<ResearchFact>) {
-    let document = Html::parse_document(html);
+    let document = Html::parse_document(bounded_markup(html));
     let first_text = |selector: &str| {
         Selector::parse(selector).ok().and_then(|s| document.select(&s).next().map(|e| clean(&e.text().collect::<String>())))
     };
@@ -119,6 +138,16 @@ impl WebResearch for NoResearch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_bounded_prefix_of_a_page_is_parsed() {
+        let nested = "<div>".repeat(100_000);
+        assert!(bounded_markup(&nested).len() <= PARSED_BYTES);
+        assert_eq!(bounded_markup(&nested).matches('<').count(), PARSED_TAGS);
+        let accented = "é".repeat(PARSED_BYTES);
+        assert!(bounded_markup(&accented).len() <= PARSED_BYTES, "cut on a character boundary");
+        assert_eq!(bounded_markup("<title>x</title>"), "<title>x</title>");
+    }
 
     #[test]
     fn reads_title_description_and_headline_with_their_source() {
