@@ -41,6 +41,8 @@ pub struct Settings {
     pub backend: Backend,
     /// An OpenAI-compatible model to draft with; without one the agent's templates are used.
     pub llm: Option<crate::adapters::llm_drafter::LlmSettings>,
+    /// Apollo people search for lead-source starts; without it such starts are refused.
+    pub apollo: Option<crate::adapters::apollo::ApolloSettings>,
     /// Whether API routes require `Authorization: Bearer <key>`.
     pub auth_required: bool,
     pub aws: AwsResources,
@@ -105,6 +107,15 @@ pub fn llm_from_env(api_key: Option<SecretString>) -> Result<Option<crate::adapt
     }))
 }
 
+/// Apollo settings when there is a key (from the environment locally, the secret deployed).
+pub fn apollo_from_env(api_key: Option<SecretString>) -> Option<crate::adapters::apollo::ApolloSettings> {
+    Some(crate::adapters::apollo::ApolloSettings {
+        base_url: var("SALES_AGENT_APOLLO_BASE_URL").unwrap_or_else(|| "https://api.apollo.io/api/v1".into()),
+        api_key: api_key?,
+        timeout: Duration::from_secs(20),
+    })
+}
+
 /// Next to the user locally; in Lambda only /tmp is writable.
 fn default_data_dir() -> PathBuf {
     if crate::telemetry::running_in_lambda() { PathBuf::from("/tmp/sales-agent-data") } else { PathBuf::from("sales-agent-data") }
@@ -146,6 +157,7 @@ impl Settings {
         Ok(Self {
             backend,
             llm: llm_from_env(var("SALES_AGENT_LLM_API_KEY").or_else(|| var("OPENAI_API_KEY")).map(SecretString::from))?,
+            apollo: apollo_from_env(var("APOLLO_API_KEY").map(SecretString::from)),
             auth_required,
             aws,
             data_dir: var("SALES_AGENT_DATA_DIR").map(PathBuf::from).unwrap_or_else(default_data_dir),
@@ -167,6 +179,7 @@ impl Settings {
         Self {
             backend: Backend::Embedded,
             llm: None,
+            apollo: None,
             auth_required: false,
             aws: AwsResources::default(),
             data_dir: data_dir.into(),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 
+use crate::adapters::apollo::ApolloLeadSource;
 use crate::adapters::aws::{self, AgentSecrets, DynamoStore, QueueUrls, SesMailer, SqsQueue};
 use crate::adapters::llm_drafter::LlmDrafter;
 use crate::adapters::site_research::{NoResearch, SiteResearch, SiteResearchLimits};
@@ -45,6 +46,14 @@ pub fn drafter_for(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result
             Arc::new(LlmDrafter::new(llm.clone(), clock)?)
         }
         None => Arc::new(TemplateDrafter::new(clock)),
+    })
+}
+
+/// Apollo when it is configured; otherwise lead-source starts are refused with a clear 4xx.
+pub fn lead_sources_for(settings: &Settings) -> anyhow::Result<Arc<dyn LeadSource>> {
+    Ok(match &settings.apollo {
+        Some(apollo) => Arc::new(ApolloLeadSource::new(apollo.clone())?),
+        None => Arc::new(NoLeadSources),
     })
 }
 
@@ -100,6 +109,11 @@ impl Runtime {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let mut settings = settings;
         // The key comes from the secret; model, base URL and limits from the environment.
+        if settings.apollo.is_none() {
+            settings.apollo = crate::config::apollo_from_env(
+                secrets.apollo_api_key.clone().filter(|k| !secrecy::ExposeSecret::expose_secret(k).trim().is_empty()),
+            );
+        }
         if settings.llm.is_none() {
             settings.llm = crate::config::llm_from_env(
                 secrets.openai_api_key.clone().filter(|k| !secrecy::ExposeSecret::expose_secret(k).trim().is_empty()),
@@ -112,7 +126,7 @@ impl Runtime {
             research: research_for(&settings, clock.clone())?,
             drafter: drafter_for(&settings, clock.clone())?,
             inbox: None,
-            lead_sources: Arc::new(NoLeadSources),
+            lead_sources: lead_sources_for(&settings)?,
             signer: secrets.unsubscribe_key().map(UnsubscribeSigner::new),
             clock,
             settings,

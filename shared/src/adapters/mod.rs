@@ -1,5 +1,6 @@
 //! Implementations of the ports.
 
+pub mod apollo;
 pub mod aws;
 pub mod cursor;
 pub mod embedded;

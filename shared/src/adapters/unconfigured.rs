@@ -3,14 +3,13 @@
 
 use async_trait::async_trait;
 
-use crate::domain::LeadContact;
-use crate::ports::{LeadSource, LeadSourceError, LeadSourceSpec};
+use crate::ports::{LeadSource, LeadSourceError, LeadSourceSpec, SourcedLeads};
 
 pub struct NoLeadSources;
 
 #[async_trait]
 impl LeadSource for NoLeadSources {
-    async fn find_leads(&self, spec: &LeadSourceSpec) -> Result<Vec<LeadContact>, LeadSourceError> {
+    async fn find_leads(&self, spec: &LeadSourceSpec) -> Result<SourcedLeads, LeadSourceError> {
         Err(LeadSourceError::NotConfigured(spec.provider()))
     }
 }

@@ -15,7 +15,7 @@ use super::lead_import::{self, DuplicateRow, ImportedLeads, LeadInput};
 use super::problem::Problem;
 use crate::domain::{Execution, ExecutionId, ExecutionLogEntry, FieldIssue, Lead, LeadSourceKind, LeadStateKind};
 use crate::ports::store::LeadQuery;
-use crate::ports::{FanOutMessage, LeadSourceError, LeadSourceSpec, Page, StepMessage, StepQueue, StoreError};
+use crate::ports::{FanOutMessage, LeadSourceError, LeadSourceSpec, Page, SourcedLeads, StepMessage, StepQueue, StoreError};
 use crate::steps::control::ControlError;
 
 /// An execution with how many of its leads are in each state.
@@ -67,6 +67,9 @@ pub struct StartResponse {
     pub ignored_columns: Vec<String>,
     /// True when an earlier request with the same Idempotency-Key already started this execution.
     pub replayed: bool,
+    /// What a lead-source search found and what its enrichment cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lead_source: Option<SourcedLeads>,
 }
 
 fn is_csv(headers: &HeaderMap) -> bool {
@@ -113,12 +116,14 @@ async fn import(
             Ok((lead_import::from_json(leads), LeadSourceKind::Json, request.skip_invalid))
         }
         (None, Some(spec)) => {
-            let contacts = app.services.lead_sources.find_leads(&spec).await.map_err(|e| match e {
+            let sourced = app.services.lead_sources.find_leads(&spec).await.map_err(|e| match e {
                 LeadSourceError::NotConfigured(_) => Problem::invalid_field("lead_source.provider", e.to_string()),
                 LeadSourceError::Rejected(why) => Problem::invalid_field("lead_source", why),
                 LeadSourceError::Unavailable(why) => Problem::unavailable(format!("the lead source is unavailable: {why}")),
             })?;
-            Ok((lead_import::from_contacts(contacts.into_iter().take(max)), LeadSourceKind::Apollo, true))
+            let mut imported = lead_import::from_contacts(sourced.contacts.iter().take(max).cloned());
+            imported.sourced = Some(SourcedLeads { contacts: Vec::new(), ..sourced });
+            Ok((imported, LeadSourceKind::Apollo, true))
         }
         (Some(_), Some(_)) => Err(Problem::invalid_field("leads", "send either leads or lead_source, not both")),
         (None, None) => Err(Problem::invalid_field("leads", "is required (or lead_source, or a text/csv body)")),
@@ -187,6 +192,7 @@ pub async fn start(
         rejected: imported.rejected,
         ignored_columns: imported.ignored_columns,
         replayed: false,
+        lead_source: imported.sourced,
     };
     Ok((StatusCode::CREATED, response_headers, Json(response)))
 }
@@ -221,6 +227,7 @@ async fn replay(app: &AppState, existing: Execution) -> Result<(StatusCode, Head
         rejected: vec![],
         ignored_columns: vec![],
         replayed: true,
+        lead_source: None,
     };
     Ok((StatusCode::OK, HeaderMap::new(), Json(response)))
 }

@@ -42,6 +42,8 @@ pub struct ImportedLeads {
     pub rejected: Vec<FieldIssue>,
     pub duplicates: Vec<DuplicateRow>,
     pub ignored_columns: Vec<String>,
+    /// For a lead-source search: what it found and cost.
+    pub sourced: Option<crate::ports::SourcedLeads>,
 }
 
 /// Where a row came from, for error messages.

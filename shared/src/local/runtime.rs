@@ -9,11 +9,10 @@ use secrecy::SecretString;
 use crate::adapters::embedded::{EmbeddedDb, EmbeddedQueue, EmbeddedStore, QueueSettings};
 use crate::adapters::local_inbox::MaildirInbox;
 use crate::adapters::outbox::OutboxMailer;
-use crate::adapters::unconfigured::NoLeadSources;
 use crate::config::Settings;
 use crate::domain::unsubscribe::UnsubscribeSigner;
 use crate::ports::{Clock, Store, SystemClock};
-use crate::runtime::{Runtime, drafter_for, research_for};
+use crate::runtime::{Runtime, drafter_for, lead_sources_for, research_for};
 use crate::steps::StepWorker;
 
 /// The runtime of the local mode. It keeps the embedded queue's concrete type, which the local
@@ -65,7 +64,7 @@ impl EmbeddedRuntime {
             drafter: drafter_for(&settings, clock.clone())?,
             mailer: Arc::new(OutboxMailer::new(Self::outbox_dir(&settings))),
             inbox: Some(Arc::new(MaildirInbox::new(Self::inbox_dir(&settings)))),
-            lead_sources: Arc::new(NoLeadSources),
+            lead_sources: lead_sources_for(&settings)?,
             signer: Some(signer),
             queue: queue.clone(),
             store,

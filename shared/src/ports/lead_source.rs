@@ -40,7 +40,21 @@ pub enum LeadSourceError {
     Unavailable(String),
 }
 
+/// What a search brought in, and what it cost.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SourcedLeads {
+    /// The leads themselves; the rest is the report shown with the start.
+    #[serde(skip)]
+    pub contacts: Vec<LeadContact>,
+    /// People the search found before enrichment.
+    pub found: u64,
+    /// Enrichment credits the provider charged, when it says.
+    pub credits_spent: u64,
+    /// People found but left out (no email, or an address that would bounce).
+    pub without_email: u64,
+}
+
 #[async_trait]
 pub trait LeadSource: Send + Sync {
-    async fn find_leads(&self, spec: &LeadSourceSpec) -> Result<Vec<LeadContact>, LeadSourceError>;
+    async fn find_leads(&self, spec: &LeadSourceSpec) -> Result<SourcedLeads, LeadSourceError>;
 }

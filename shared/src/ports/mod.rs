@@ -13,7 +13,7 @@ pub mod store;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use drafter::{DraftError, DraftOutcome, DraftRequest, Drafter, TokenUsage};
 pub use inbox::{InboundMessage, Inbox};
-pub use lead_source::{LeadSource, LeadSourceError, LeadSourceSpec};
+pub use lead_source::{LeadSource, LeadSourceError, LeadSourceSpec, SourcedLeads};
 pub use mailer::{MailError, Mailer, SendReceipt};
 pub use queue::{FanOutMessage, Queue, QueueError, QueueMessage, StepMessage, StepQueue};
 pub use research::WebResearch;
