@@ -82,3 +82,83 @@ async fn hostile_markup_neither_breaks_research_nor_leaks_into_facts() {
     assert!(report.facts.iter().all(|f| f.text.chars().count() <= 300), "facts are capped in length");
     assert!(report.facts.iter().all(|f| !f.text.trim().is_empty()));
 }
+
+mod with_search {
+    use std::sync::Arc;
+
+    use sales_agent::adapters::search::{DuckDuckGo, Serper};
+    use sales_agent::adapters::site_research::{SiteResearch, SiteResearchLimits};
+    use sales_agent::ports::{SearchProvider, SystemClock, WebResearch};
+    use serde_json::json;
+    use wiremock::matchers::{body_partial_json, header, method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn site_research(server: &MockServer, search: Arc<dyn SearchProvider>) -> SiteResearch {
+        SiteResearch::new(format!("{}/{{domain}}/", server.uri()), SiteResearchLimits::default(), Arc::new(SystemClock))
+            .unwrap()
+            .with_search(Some(search))
+    }
+
+    async fn home_page(server: &MockServer) {
+        Mock::given(method("GET"))
+            .and(path("/initech.example/"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("<meta name=description content='Payroll for 4,000 firms'>"))
+            .mount(server)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn serper_results_join_the_site_facts_with_their_pages() {
+        let server = MockServer::start().await;
+        home_page(&server).await;
+        Mock::given(method("POST"))
+            .and(path("/search"))
+            .and(header("x-api-key", "serper-test-key"))
+            .and(body_partial_json(json!({"q": "\"Initech\" initech.example"})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"organic": [
+                {"title": "Initech opens Denver office", "link": "https://news.example/denver", "snippet": "Initech opened an office in Denver."},
+                {"title": "No snippet", "link": "https://news.example/empty"}
+            ]})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let serper =
+            Serper { http: reqwest::Client::new(), base_url: server.uri(), api_key: secrecy::SecretString::from("serper-test-key") };
+
+        let report = site_research(&server, Arc::new(serper)).research_company("Initech", "initech.example").await;
+
+        let facts: Vec<(&str, &str)> = report.facts.iter().map(|f| (f.text.as_str(), f.source_url.as_str())).collect();
+        assert!(facts.contains(&("Payroll for 4,000 firms", format!("{}/initech.example/", server.uri()).as_str())));
+        assert!(facts.contains(&("Initech opened an office in Denver.", "https://news.example/denver")));
+        assert_eq!(facts.len(), 2, "a result without a snippet says nothing citable");
+        assert!(report.note.is_none());
+    }
+
+    #[tokio::test]
+    async fn the_duckduckgo_fallback_is_read_and_a_failing_search_keeps_the_site_facts() {
+        let server = MockServer::start().await;
+        home_page(&server).await;
+        let results = r#"<div class="result"><a class="result__a" href="//duckduckgo.com/l/?uddg=https%3A%2F%2Fnews.example%2Fa">Initech news</a>
+            <a class="result__snippet">Initech hired 200 people this year.</a></div>"#;
+        Mock::given(method("GET"))
+            .and(path("/html/"))
+            .and(query_param("q", "\"Initech\" initech.example"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(results))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let duckduckgo = DuckDuckGo { http: reqwest::Client::new(), base_url: server.uri() };
+
+        let report = site_research(&server, Arc::new(duckduckgo)).research_company("Initech", "initech.example").await;
+
+        assert!(report.facts.iter().any(|f| f.text == "Initech hired 200 people this year." && f.source_url == "https://news.example/a"));
+
+        let failing = MockServer::start().await;
+        home_page(&failing).await;
+        Mock::given(method("POST")).and(path("/search")).respond_with(ResponseTemplate::new(503)).expect(3).mount(&failing).await;
+        let serper = Serper { http: reqwest::Client::new(), base_url: failing.uri(), api_key: secrecy::SecretString::from("k") };
+        let report = site_research(&failing, Arc::new(serper)).research_company("Initech", "initech.example").await;
+        assert_eq!(report.facts.len(), 1, "the site's facts survive a search outage");
+        assert!(report.note.as_deref().is_some_and(|n| n.contains("serper search") && n.contains("503")), "{:?}", report.note);
+    }
+}

@@ -36,8 +36,42 @@ pub struct AwsResources {
     pub ses_configuration_set: Option<String>,
 }
 
+/// Which web search research uses besides the company's own site.
+#[derive(Clone, Debug)]
+pub enum SearchMode {
+    Off,
+    /// DuckDuckGo's HTML results; no key needed.
+    DuckDuckGo {
+        base_url: String,
+    },
+    /// Google results through serper.dev.
+    Serper {
+        base_url: String,
+        api_key: SecretString,
+    },
+}
+
+/// The search mode from `SALES_AGENT_SEARCH` (auto, serper, duckduckgo, off) and a Serper key.
+pub fn search_from_env(serper_key: Option<SecretString>) -> Result<SearchMode, ConfigError> {
+    let serper_url = var("SALES_AGENT_SERPER_URL").unwrap_or_else(|| "https://google.serper.dev".into());
+    let duckduckgo =
+        SearchMode::DuckDuckGo { base_url: var("SALES_AGENT_DUCKDUCKGO_URL").unwrap_or_else(|| "https://html.duckduckgo.com".into()) };
+    Ok(match (var("SALES_AGENT_SEARCH").as_deref(), serper_key) {
+        (Some("off"), _) => SearchMode::Off,
+        (Some("duckduckgo"), _) => duckduckgo,
+        (None | Some("auto") | Some("serper"), Some(api_key)) => SearchMode::Serper { base_url: serper_url, api_key },
+        (Some("serper"), None) => return Err(ConfigError { name: "SALES_AGENT_SEARCH", why: "'serper' needs SERPER_API_KEY".into() }),
+        (None | Some("auto"), None) => duckduckgo,
+        (Some(other), _) => {
+            return Err(ConfigError { name: "SALES_AGENT_SEARCH", why: format!("'{other}' is not auto, serper, duckduckgo or off") });
+        }
+    })
+}
+
 #[derive(Clone, Debug)]
 pub struct Settings {
+    /// Web search used by research besides the company's site.
+    pub search: SearchMode,
     pub backend: Backend,
     /// An OpenAI-compatible model to draft with; without one the agent's templates are used.
     pub llm: Option<crate::adapters::llm_drafter::LlmSettings>,
@@ -155,6 +189,7 @@ impl Settings {
             Some(other) => return Err(ConfigError { name: "SALES_AGENT_RESEARCH", why: format!("'{other}' is neither 'web' nor 'off'") }),
         };
         Ok(Self {
+            search: search_from_env(var("SERPER_API_KEY").map(SecretString::from))?,
             backend,
             llm: llm_from_env(var("SALES_AGENT_LLM_API_KEY").or_else(|| var("OPENAI_API_KEY")).map(SecretString::from))?,
             apollo: apollo_from_env(var("APOLLO_API_KEY").map(SecretString::from)),
@@ -177,6 +212,7 @@ impl Settings {
     /// Defaults for a data folder, as a test or the demo would use them.
     pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
         Self {
+            search: SearchMode::Off,
             backend: Backend::Embedded,
             llm: None,
             apollo: None,

@@ -10,14 +10,15 @@ use axum::Router;
 use crate::adapters::apollo::ApolloLeadSource;
 use crate::adapters::aws::{self, AgentSecrets, DynamoStore, QueueUrls, SesMailer, SqsQueue};
 use crate::adapters::llm_drafter::LlmDrafter;
+use crate::adapters::search::{DuckDuckGo, Serper};
 use crate::adapters::site_research::{NoResearch, SiteResearch, SiteResearchLimits};
 use crate::adapters::template_drafter::TemplateDrafter;
 use crate::adapters::unconfigured::{NoLeadSources, UnconfiguredQueue};
 use crate::api::{self, ApiLimits, ApiServices};
-use crate::config::{Backend, ResearchMode, Settings};
+use crate::config::{Backend, ResearchMode, SearchMode, Settings};
 use crate::domain::unsubscribe::UnsubscribeSigner;
 use crate::local::EmbeddedRuntime;
-use crate::ports::{Clock, Drafter, Inbox, LeadSource, Mailer, Queue, Store, SystemClock, WebResearch};
+use crate::ports::{Clock, Drafter, Inbox, LeadSource, Mailer, Queue, SearchProvider, Store, SystemClock, WebResearch};
 use crate::steps::follow_ups::FollowUpScheduler;
 use crate::steps::{DraftStep, ReplyProcessor, ResearchStep, ScheduledTasks, SendStep, StepPorts, UnsubscribeSettings};
 
@@ -61,11 +62,22 @@ pub fn lead_sources_for(settings: &Settings) -> anyhow::Result<Arc<dyn LeadSourc
 pub fn research_for(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<dyn WebResearch>> {
     Ok(match settings.research {
         ResearchMode::Off => Arc::new(NoResearch { clock }),
-        ResearchMode::Web => Arc::new(SiteResearch::new(
-            settings.research_url_pattern.clone(),
-            SiteResearchLimits { timeout: settings.research_timeout, ..Default::default() },
-            clock,
-        )?),
+        ResearchMode::Web => {
+            let site = SiteResearch::new(
+                settings.research_url_pattern.clone(),
+                SiteResearchLimits { timeout: settings.research_timeout, ..Default::default() },
+                clock,
+            )?;
+            let http = site.http();
+            let search: Option<Arc<dyn SearchProvider>> = match &settings.search {
+                SearchMode::Off => None,
+                SearchMode::DuckDuckGo { base_url } => Some(Arc::new(DuckDuckGo { http, base_url: base_url.clone() })),
+                SearchMode::Serper { base_url, api_key } => {
+                    Some(Arc::new(Serper { http, base_url: base_url.clone(), api_key: api_key.clone() }))
+                }
+            };
+            Arc::new(site.with_search(search))
+        }
     })
 }
 
@@ -109,6 +121,9 @@ impl Runtime {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let mut settings = settings;
         // The key comes from the secret; model, base URL and limits from the environment.
+        if let (crate::config::SearchMode::DuckDuckGo { .. }, Some(key)) = (&settings.search, &secrets.search_api_key) {
+            settings.search = crate::config::search_from_env(Some(key.clone()))?;
+        }
         if settings.apollo.is_none() {
             settings.apollo = crate::config::apollo_from_env(
                 secrets.apollo_api_key.clone().filter(|k| !secrecy::ExposeSecret::expose_secret(k).trim().is_empty()),

@@ -7,6 +7,7 @@ pub mod embedded;
 pub mod llm_drafter;
 pub mod local_inbox;
 pub mod outbox;
+pub mod search;
 pub mod site_research;
 pub mod template_drafter;
 pub mod unconfigured;

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use scraper::{Html, Selector};
 
 use crate::domain::{ResearchFact, ResearchReport};
-use crate::ports::{Clock, WebResearch};
+use crate::ports::{Clock, SearchProvider, WebResearch};
 
 #[derive(Clone, Debug)]
 pub struct SiteResearchLimits {
@@ -26,6 +26,8 @@ impl Default for SiteResearchLimits {
 }
 
 pub struct SiteResearch {
+    /// A web search for what the company's own site does not say (news, announcements).
+    pub search: Option<Arc<dyn SearchProvider>>,
     http: reqwest::Client,
     /// `{domain}` is replaced by the company domain; tests point it at a local server.
     url_pattern: String,
@@ -34,6 +36,16 @@ pub struct SiteResearch {
 }
 
 impl SiteResearch {
+    /// The HTTP client research uses, with its limits, for search providers to share.
+    pub fn http(&self) -> reqwest::Client {
+        self.http.clone()
+    }
+
+    pub fn with_search(mut self, search: Option<Arc<dyn SearchProvider>>) -> Self {
+        self.search = search;
+        self
+    }
+
     pub fn new(url_pattern: impl Into<String>, limits: SiteResearchLimits, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(limits.timeout)
@@ -41,7 +53,7 @@ impl SiteResearch {
             .redirect(reqwest::redirect::Policy::limited(4))
             .user_agent(concat!("sales-agent-research/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { http, url_pattern: url_pattern.into(), limits, clock })
+        Ok(Self { search: None, http, url_pattern: url_pattern.into(), limits, clock })
     }
 
     async fn fetch_page(&self, url: &str) -> Result<String, String> {
@@ -105,20 +117,60 @@ pub fn facts_from_home_page(html: &str, source_url: &str) -> (Option<String>, Ve
     (description, facts)
 }
 
-#[async_trait]
-impl WebResearch for SiteResearch {
-    async fn research_company(&self, company_name: &str, company_domain: &str) -> ResearchReport {
+/// Search results the draft may cite: a snippet with its page, about this company.
+const SEARCH_FACTS: usize = 3;
+
+impl SiteResearch {
+    async fn site_facts(&self, company_domain: &str) -> (Option<String>, Vec<ResearchFact>, Option<String>) {
         let url = self.url_pattern.replace("{domain}", company_domain);
         match self.fetch_page(&url).await {
             Ok(html) => {
                 let (summary, facts) = facts_from_home_page(&html, &url);
                 let note = facts.is_empty().then(|| format!("{url} had no title, description or headline"));
-                ResearchReport { company_domain: company_domain.into(), summary, facts, note, gathered_at: self.clock.now() }
+                (summary, facts, note)
             }
-            Err(why) => {
-                tracing::info!(company = company_name, domain = company_domain, %why, "research found nothing; drafting from the lead record");
-                ResearchReport::empty(company_domain, why, self.clock.now())
+            Err(why) => (None, Vec::new(), Some(why)),
+        }
+    }
+
+    async fn search_facts(&self, company_name: &str, company_domain: &str) -> (Vec<ResearchFact>, Option<String>) {
+        let Some(search) = &self.search else { return (Vec::new(), None) };
+        let query = format!("\"{company_name}\" {company_domain}");
+        match search.search(&query, SEARCH_FACTS * 2).await {
+            Ok(hits) => {
+                let facts = hits
+                    .into_iter()
+                    .filter(|hit| !hit.snippet.is_empty())
+                    .map(|hit| ResearchFact { text: hit.snippet.chars().take(300).collect(), source_url: hit.url })
+                    .take(SEARCH_FACTS)
+                    .collect();
+                (facts, None)
             }
+            Err(why) => (Vec::new(), Some(format!("{} search: {why}", search.name()))),
+        }
+    }
+}
+
+#[async_trait]
+impl WebResearch for SiteResearch {
+    async fn research_company(&self, company_name: &str, company_domain: &str) -> ResearchReport {
+        let ((summary, mut facts, site_note), (found, search_note)) =
+            tokio::join!(self.site_facts(company_domain), self.search_facts(company_name, company_domain));
+        for fact in found {
+            if !facts.iter().any(|f| f.text == fact.text) {
+                facts.push(fact);
+            }
+        }
+        let notes: Vec<String> = [site_note, search_note].into_iter().flatten().collect();
+        if facts.is_empty() {
+            tracing::info!(company = company_name, domain = company_domain, why = %notes.join("; "), "research found nothing; drafting from the lead record");
+        }
+        ResearchReport {
+            company_domain: company_domain.into(),
+            summary,
+            facts,
+            note: (!notes.is_empty()).then(|| notes.join("; ")),
+            gathered_at: self.clock.now(),
         }
     }
 }

@@ -149,6 +149,8 @@ fn deliver_sample_reply(inbox_dir: &std::path::Path, lead: &Value, clock: &dyn C
 pub async fn run(mut settings: Settings) -> anyhow::Result<DemoSummary> {
     let (pattern, sites) = serve_sample_sites().await?;
     settings.research = ResearchMode::Web;
+    // The demo stays offline: research reads only the sample sites on loopback.
+    settings.search = crate::config::SearchMode::Off;
     settings.research_url_pattern = pattern;
     settings.research_timeout = Duration::from_secs(5);
     let runtime = EmbeddedRuntime::open(settings)?;

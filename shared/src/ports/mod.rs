@@ -8,6 +8,7 @@ pub mod lead_source;
 pub mod mailer;
 pub mod queue;
 pub mod research;
+pub mod search;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -17,4 +18,5 @@ pub use lead_source::{LeadSource, LeadSourceError, LeadSourceSpec, SourcedLeads}
 pub use mailer::{MailError, Mailer, SendReceipt};
 pub use queue::{FanOutMessage, Queue, QueueError, QueueMessage, StepMessage, StepQueue};
 pub use research::WebResearch;
+pub use search::{SearchError, SearchHit, SearchProvider};
 pub use store::{LeadQuery, Page, PageRequest, Store, StoreError};
