@@ -1,5 +1,6 @@
-//! Research from the company's own web site: its home page's title, description and headline,
-//! each kept with the URL it was read from. Any failure (no network, a slow or hostile site)
+//! Research from the company's own web site (the home page's title, description and headline,
+//! and the About page's first paragraphs) and from a web search, each fact kept with the URL it
+//! was read from. Any failure (no network, a slow or hostile site)
 //! yields an empty report with a note, never a failed lead.
 
 use std::sync::Arc;
@@ -117,6 +118,19 @@ pub fn facts_from_home_page(html: &str, source_url: &str) -> (Option<String>, Ve
     (description, facts)
 }
 
+/// Paragraphs from an About page worth citing: readable sentences, not menus or legal lines.
+pub fn facts_from_about_page(html: &str, source_url: &str) -> Vec<ResearchFact> {
+    let document = Html::parse_document(bounded_markup(html));
+    let Ok(paragraphs) = Selector::parse("p") else { return Vec::new() };
+    document
+        .select(&paragraphs)
+        .map(|p| clean(&p.text().collect::<String>()))
+        .filter(|text| (60..=300).contains(&text.chars().count()) && text.contains(' ') && !text.to_lowercase().contains("cookie"))
+        .take(3)
+        .map(|text| ResearchFact { text, source_url: source_url.to_string() })
+        .collect()
+}
+
 /// Search results the draft may cite: a snippet with its page, about this company.
 const SEARCH_FACTS: usize = 3;
 
@@ -130,6 +144,16 @@ impl SiteResearch {
                 (summary, facts, note)
             }
             Err(why) => (None, Vec::new(), Some(why)),
+        }
+    }
+
+    /// The About page's paragraphs; a site without one simply has none.
+    async fn about_facts(&self, company_domain: &str) -> Vec<ResearchFact> {
+        let home = self.url_pattern.replace("{domain}", company_domain);
+        let url = if home.ends_with('/') { format!("{home}about") } else { format!("{home}/about") };
+        match self.fetch_page(&url).await {
+            Ok(html) => facts_from_about_page(&html, &url),
+            Err(_) => Vec::new(),
         }
     }
 
@@ -154,9 +178,12 @@ impl SiteResearch {
 #[async_trait]
 impl WebResearch for SiteResearch {
     async fn research_company(&self, company_name: &str, company_domain: &str) -> ResearchReport {
-        let ((summary, mut facts, site_note), (found, search_note)) =
-            tokio::join!(self.site_facts(company_domain), self.search_facts(company_name, company_domain));
-        for fact in found {
+        let ((summary, mut facts, site_note), about, (found, search_note)) = tokio::join!(
+            self.site_facts(company_domain),
+            self.about_facts(company_domain),
+            self.search_facts(company_name, company_domain)
+        );
+        for fact in about.into_iter().chain(found) {
             if !facts.iter().any(|f| f.text == fact.text) {
                 facts.push(fact);
             }

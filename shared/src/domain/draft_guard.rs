@@ -1,6 +1,7 @@
 //! Checks a draft must pass before it can be sent. The failures AI outreach is known for are
-//! guarded against here, whatever wrote the draft: greeting the wrong person, stating a "fact"
-//! research never found, leaving a placeholder in, and writing like spam.
+//! guarded against here, whatever wrote the draft: greeting the wrong person, not naming their
+//! company as the lead record does, stating a "fact" research never found, leaving a
+//! placeholder in, and writing like spam.
 
 use super::{EmailDraft, LeadContact, ResearchReport};
 
@@ -103,6 +104,10 @@ pub fn check(draft: &EmailDraft, contact: &LeadContact, research: Option<&Resear
 
     let text = format!("{subject}\n{body}");
     let lower = text.to_lowercase();
+    // A first email is about the lead's company, named as the lead record names it.
+    if !is_follow_up && !normalise(&text).contains(&normalise(&contact.company)) {
+        problem(format!("the email never names the lead's company '{}'", contact.company));
+    }
     if text.contains("{{") || text.contains("}}") {
         problem("a template placeholder was left unfilled".into());
     }
@@ -196,21 +201,28 @@ mod tests {
             &["Initech opened an office in Denver"],
         );
         assert_eq!(violations(&d), Vec::<String>::new());
-        let neutral = draft("A question", "Hello there,\n\nA short note.", &[]);
+        let neutral = draft("A question for Initech", "Hello there,\n\nA short note.", &[]);
         assert!(violations(&neutral).is_empty());
-        let full_name = draft("A question", "Dear Ada Lovelace,\n\nA short note.", &[]);
+        let full_name = draft("A question", "Dear Ada Lovelace,\n\nA short note about INITECH.", &[]);
         assert!(violations(&full_name).is_empty());
     }
 
     #[test]
+    fn a_first_email_that_never_names_the_company_is_refused_but_a_follow_up_may() {
+        let d = draft("Hello", "Hi Ada,\n\nA short note about Initrode.", &[]);
+        assert_eq!(violations(&d), ["the email never names the lead's company 'Initech'"]);
+        assert!(check(&d, &contact(), None, true).is_empty(), "a follow-up replies in the thread");
+    }
+
+    #[test]
     fn greeting_the_wrong_person_is_refused() {
-        let d = draft("Hello", "Hi Grace,\n\nA short note.", &[]);
+        let d = draft("Hello Initech", "Hi Grace,\n\nA short note.", &[]);
         assert_eq!(violations(&d), ["the greeting addresses 'Grace', but the lead's first name is 'Ada'"]);
     }
 
     #[test]
     fn a_fact_research_never_found_is_refused() {
-        let d = draft("Hello", "Hi Ada,\n\nCongrats on the IPO.", &["Initech went public last month"]);
+        let d = draft("Hello Initech", "Hi Ada,\n\nCongrats on the IPO.", &["Initech went public last month"]);
         assert_eq!(violations(&d), ["the fact \"Initech went public last month\" is not in the research"]);
         let none = check(&d, &contact(), None, false);
         assert_eq!(none.len(), 1, "no research means no fact can be used");
@@ -229,7 +241,7 @@ mod tests {
         {
             assert!(found.iter().any(|v| v.contains(expected)), "{expected} missing from {found:?}");
         }
-        let long = draft("Hello", &format!("Hi Ada,\n\n{}", "word ".repeat(400)), &[]);
+        let long = draft("Hello Initech", &format!("Hi Ada,\n\n{}", "word ".repeat(400)), &[]);
         assert!(violations(&long).iter().any(|v| v.contains("longer than")));
     }
 }
