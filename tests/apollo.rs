@@ -134,3 +134,29 @@ async fn a_refused_key_is_a_clear_4xx_and_starts_nothing() {
     assert!(refused.body["detail"].as_str().unwrap().contains("Apollo refused the API key"));
     assert!(app.get("/api/v1/executions").await.body["items"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_slow_or_garbled_apollo_is_a_503_that_starts_nothing() {
+    for answer in [
+        ResponseTemplate::new(200).set_body_json(json!({"people": []})).set_delay(Duration::from_secs(3)),
+        ResponseTemplate::new(200).set_body_string("<html>maintenance</html>"),
+        ResponseTemplate::new(502),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST")).respond_with(answer).mount(&server).await;
+        let app = TestApp::configured(|settings| {
+            settings.apollo = Some(ApolloSettings {
+                base_url: format!("{}/api/v1", server.uri()),
+                api_key: secrecy::SecretString::from("apollo-test-key"),
+                timeout: Duration::from_millis(300),
+            })
+        });
+        let agent_id = app.create_agent(&agent_spec()).await;
+
+        let reply = app.post_json(&format!("/api/v1/agents/{agent_id}/executions"), &search_spec(5)).await;
+
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.body);
+        assert!(reply.body["detail"].as_str().unwrap().contains("the lead source is unavailable"));
+        assert!(app.get("/api/v1/executions").await.body["items"].as_array().unwrap().is_empty());
+    }
+}

@@ -179,4 +179,42 @@ mod with_search {
         assert_eq!(report.facts.len(), 1, "the site's facts survive a search outage");
         assert!(report.note.as_deref().is_some_and(|n| n.contains("serper search") && n.contains("503")), "{:?}", report.note);
     }
+
+    #[tokio::test]
+    async fn serper_is_retried_on_429_and_a_timeout_or_garbled_answer_only_adds_a_note() {
+        let server = MockServer::start().await;
+        home_page(&server).await;
+        Mock::given(method("POST"))
+            .and(path("/search"))
+            .respond_with(ResponseTemplate::new(429))
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/search"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"organic": [{"title": "t", "link": "https://news.example/x", "snippet": "Initech grew 40% last year."}]}),
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let serper = Serper { http: reqwest::Client::new(), base_url: server.uri(), api_key: secrecy::SecretString::from("k") };
+        let report = site_research(&server, Arc::new(serper)).research_company("Initech", "initech.example").await;
+        assert!(report.facts.iter().any(|f| f.text == "Initech grew 40% last year."), "answered after the 429");
+
+        for answer in [
+            ResponseTemplate::new(200).set_body_string("not json"),
+            ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(3)),
+        ] {
+            let server = MockServer::start().await;
+            home_page(&server).await;
+            Mock::given(method("POST")).and(path("/search")).respond_with(answer).mount(&server).await;
+            let http = reqwest::Client::builder().timeout(std::time::Duration::from_millis(300)).build().unwrap();
+            let serper = Serper { http, base_url: server.uri(), api_key: secrecy::SecretString::from("k") };
+            let report = site_research(&server, Arc::new(serper)).research_company("Initech", "initech.example").await;
+            assert_eq!(report.facts.len(), 1, "the site's fact stays");
+            assert!(report.note.as_deref().is_some_and(|n| n.contains("serper search")), "{:?}", report.note);
+        }
+    }
 }

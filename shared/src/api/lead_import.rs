@@ -295,6 +295,19 @@ mod tests {
     }
 
     #[test]
+    fn a_line_that_is_not_utf8_is_named() {
+        let mut csv = b"email,first_name,company\nada@initech.example,Ada,Initech\n".to_vec();
+        csv.extend_from_slice(b"bob@globex.example,B\xf6b,Globex\n");
+        match from_csv(&csv, 10) {
+            Err(CsvError::Unreadable { line, message }) => {
+                assert_eq!(line, 3);
+                assert!(message.to_lowercase().contains("utf-8"), "{message}");
+            }
+            other => panic!("expected an unreadable line, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn json_rows_are_named_by_index() {
         let imported = from_json(vec![
             LeadInput { email: "ada@initech.example".into(), first_name: "Ada".into(), company: "Initech".into(), ..Default::default() },
