@@ -9,6 +9,7 @@ pub mod admin;
 pub mod api;
 pub mod config;
 pub mod domain;
+pub mod inbound;
 pub mod lambda;
 pub mod local;
 pub mod ports;

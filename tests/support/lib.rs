@@ -2,6 +2,7 @@
 //! called in-process, and workers drained until idle (tests never sleep to wait for work).
 
 pub mod aws;
+pub mod bounce_corpus;
 pub mod event_source;
 pub mod faults;
 

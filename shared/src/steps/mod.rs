@@ -5,7 +5,6 @@
 pub mod control;
 pub mod draft;
 pub mod follow_ups;
-pub mod inbound_mail;
 pub mod journal;
 pub mod progress;
 pub mod replies;

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::json;
 
-use super::inbound_mail::{self, InboundMail, MailClass};
 use super::journal::{self, lead_entry};
 use super::{RetryableStepError, progress};
 use crate::domain::{EmailAddress, ExecutionCounters, InboundRecord, Lead, LeadEvent, LeadStateKind, LogLevel, Suppression};
+use crate::inbound::{self as inbound_mail, BounceReport, InboundMail, MailClass};
 use crate::ports::store::LeadQuery;
 use crate::ports::{Clock, InboundMessage, Inbox, PageRequest, Store, StoreError};
 
@@ -146,7 +146,7 @@ impl ReplyProcessor {
             return Ok(Processed::Deferred);
         }
         let record = InboundRecord {
-            class: class_name(&mail.class).into(),
+            class: mail.class.name().into(),
             message_id: mail.message_id.clone(),
             subject: mail.subject.clone(),
             text: mail.text.chars().take(4_000).collect(),
@@ -154,10 +154,10 @@ impl ReplyProcessor {
         };
         let end = match &mail.class {
             MailClass::HumanReply => Some(SequenceEnd::Replied),
-            MailClass::Bounce { permanent: true, .. } => Some(SequenceEnd::HardBounce),
+            MailClass::Bounce(BounceReport { permanent: true, .. }) => Some(SequenceEnd::HardBounce),
             MailClass::Complaint { .. } => Some(SequenceEnd::Complaint),
             MailClass::UnsubscribeRequest => Some(SequenceEnd::Unsubscribed),
-            MailClass::AutoReply | MailClass::Bounce { permanent: false, .. } => None,
+            MailClass::AutoReply { .. } | MailClass::Bounce(_) | MailClass::DeliveryReport { .. } => None,
         };
         match end {
             Some(end) => {
@@ -188,10 +188,7 @@ impl ReplyProcessor {
                 return Ok(Some(lead));
             }
         }
-        let address = match &mail.class {
-            MailClass::Bounce { recipient: Some(r), .. } | MailClass::Complaint { recipient: Some(r) } => Some(r.clone()),
-            _ => mail.from.clone(),
-        };
+        let address = mail.class.subject_address().map(str::to_string).or_else(|| mail.from.clone());
         let Some(address) = address.and_then(|a| EmailAddress::parse(&a).ok()) else { return Ok(None) };
         let leads = self.store.list_leads(&LeadQuery { email: Some(address), ..Default::default() }, &PageRequest::first(100)).await?;
         Ok(leads.items.into_iter().rev().find(|lead| !lead.sent_messages.is_empty()))
@@ -202,14 +199,4 @@ enum Processed {
     Matched,
     Unmatched,
     Deferred,
-}
-
-fn class_name(class: &MailClass) -> &'static str {
-    match class {
-        MailClass::HumanReply => "human_reply",
-        MailClass::AutoReply => "auto_reply",
-        MailClass::Bounce { .. } => "bounce",
-        MailClass::Complaint { .. } => "complaint",
-        MailClass::UnsubscribeRequest => "unsubscribe_request",
-    }
 }
