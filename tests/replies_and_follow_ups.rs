@@ -48,8 +48,8 @@ async fn given_one_lead_replied_when_the_follow_up_is_due_then_only_the_other_ge
     let leads = app.leads(&execution_id).await;
     let ada = lead(&leads, "ada@initech.example");
     assert_eq!(ada["state"], "replied");
-    assert_eq!(ada["last_inbound"]["class"], "human_reply");
-    assert_eq!(ada["last_inbound"]["text"], "Yes, let's talk Tuesday.");
+    assert_eq!(ada["inbound"][0]["class"], "human_reply");
+    assert_eq!(ada["inbound"][0]["text"], "Yes, let's talk Tuesday.");
     let execution = app.execution(&execution_id).await;
     assert_eq!(execution["counters"]["replied"], 1);
     assert_eq!(execution["response_rate"], 0.5);

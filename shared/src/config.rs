@@ -101,6 +101,13 @@ pub struct Settings {
     pub max_leads_per_execution: usize,
     /// The step queues' redrive `maxReceiveCount`: the attempt after which a lead is failed.
     pub max_receive_count: u32,
+    /// IMAP mailboxes the reply poller reads (`SALES_AGENT_MAILBOXES`, or the secret's
+    /// `mailboxes` when deployed). Without any, the embedded backend reads a local Maildir.
+    pub mailboxes: Vec<crate::adapters::imap_inbox::MailboxSettings>,
+    /// Messages read per folder per run at most, so one run fits the function's time limit.
+    pub reply_batch: usize,
+    /// How far back a folder read for the first time (or after its UIDVALIDITY changed) is searched.
+    pub reply_lookback_days: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -206,6 +213,14 @@ impl Settings {
             max_body_bytes: parsed("SALES_AGENT_MAX_BODY_BYTES", 6 * 1024 * 1024)?,
             max_leads_per_execution: parsed("SALES_AGENT_MAX_LEADS", 10_000)?,
             max_receive_count: parsed("SALES_AGENT_MAX_RECEIVE_COUNT", 5)?,
+            mailboxes: match var("SALES_AGENT_MAILBOXES") {
+                Some(json) => {
+                    crate::adapters::imap_inbox::parse_mailboxes(&json).map_err(|why| ConfigError { name: "SALES_AGENT_MAILBOXES", why })?
+                }
+                None => Vec::new(),
+            },
+            reply_batch: parsed("SALES_AGENT_REPLY_BATCH", 200)?,
+            reply_lookback_days: parsed("SALES_AGENT_REPLY_LOOKBACK_DAYS", 30)?,
         })
     }
 
@@ -229,6 +244,9 @@ impl Settings {
             max_body_bytes: 6 * 1024 * 1024,
             max_leads_per_execution: 10_000,
             max_receive_count: 5,
+            mailboxes: Vec::new(),
+            reply_batch: 200,
+            reply_lookback_days: 30,
         }
     }
 }

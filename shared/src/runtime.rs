@@ -9,6 +9,7 @@ use axum::Router;
 
 use crate::adapters::apollo::ApolloLeadSource;
 use crate::adapters::aws::{self, AgentSecrets, DynamoStore, QueueUrls, SesMailer, SqsQueue};
+use crate::adapters::imap_inbox::{ImapInbox, ImapLimits, MailboxSettings};
 use crate::adapters::llm_drafter::LlmDrafter;
 use crate::adapters::search::{DuckDuckGo, Serper};
 use crate::adapters::site_research::{NoResearch, SiteResearch, SiteResearchLimits};
@@ -56,6 +57,14 @@ pub fn lead_sources_for(settings: &Settings) -> anyhow::Result<Arc<dyn LeadSourc
         Some(apollo) => Arc::new(ApolloLeadSource::new(apollo.clone())?),
         None => Arc::new(NoLeadSources),
     })
+}
+
+/// The IMAP poller over the configured mailboxes, if there are any.
+pub fn inbox_for(mailboxes: &[MailboxSettings]) -> anyhow::Result<Option<Arc<dyn Inbox>>> {
+    if mailboxes.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(ImapInbox::new(mailboxes.to_vec(), ImapLimits::default()).context("the mailboxes")?)))
 }
 
 /// The research adapter the settings ask for.
@@ -124,6 +133,9 @@ impl Runtime {
         if let (crate::config::SearchMode::DuckDuckGo { .. }, Some(key)) = (&settings.search, &secrets.search_api_key) {
             settings.search = crate::config::search_from_env(Some(key.clone()))?;
         }
+        if settings.mailboxes.is_empty() {
+            settings.mailboxes = secrets.mailboxes.clone();
+        }
         if settings.apollo.is_none() {
             settings.apollo = crate::config::apollo_from_env(
                 secrets.apollo_api_key.clone().filter(|k| !secrecy::ExposeSecret::expose_secret(k).trim().is_empty()),
@@ -140,7 +152,7 @@ impl Runtime {
             mailer: Arc::new(SesMailer::new(config, resources.ses_configuration_set.clone())),
             research: research_for(&settings, clock.clone())?,
             drafter: drafter_for(&settings, clock.clone())?,
-            inbox: None,
+            inbox: inbox_for(&settings.mailboxes)?,
             lead_sources: lead_sources_for(&settings)?,
             signer: secrets.unsubscribe_key().map(UnsubscribeSigner::new),
             clock,
@@ -183,9 +195,12 @@ impl Runtime {
 
     pub fn scheduled_tasks(&self) -> ScheduledTasks {
         ScheduledTasks {
-            replies: self.inbox.clone().map(|inbox| ReplyProcessor::new(self.store.clone(), inbox, self.clock.clone())),
+            replies: self
+                .inbox
+                .clone()
+                .map(|inbox| ReplyProcessor::new(self.store.clone(), inbox, self.clock.clone(), self.settings.reply_lookback_days)),
             follow_ups: FollowUpScheduler::new(self.step_ports()),
-            reply_batch: 200,
+            reply_batch: self.settings.reply_batch,
             follow_up_batch: 500,
         }
     }

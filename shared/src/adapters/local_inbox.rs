@@ -1,30 +1,35 @@
 //! A mailbox on disk in Maildir layout: messages arrive in `new/` and move to `cur/` once
 //! processed. It lets a local campaign receive replies (drop an `.eml` into `new/`) without a
-//! mail server.
+//! mail server. Progress is the files' place, so the store's cursor is only informational here.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use async_trait::async_trait;
+use chrono::NaiveDate;
 
-use crate::ports::{InboundMessage, Inbox};
+use crate::domain::MailboxCursor;
+use crate::ports::{FolderBatch, FolderRead, InboundMessage, Inbox};
+
+pub const MAILDIR_FOLDER: &str = "local/INBOX";
 
 pub struct MaildirInbox {
     root: PathBuf,
+    /// The file names of the last batch, by their position (the batch's UIDs).
+    last_batch: Mutex<Vec<String>>,
 }
 
 impl MaildirInbox {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self { root: root.into(), last_batch: Mutex::new(Vec::new()) }
     }
 
     pub fn new_dir(&self) -> PathBuf {
         self.root.join("new")
     }
-}
 
-#[async_trait]
-impl Inbox for MaildirInbox {
-    async fn fetch_new(&self, limit: usize) -> anyhow::Result<Vec<InboundMessage>> {
+    async fn read_batch(&self, limit: usize) -> anyhow::Result<FolderBatch> {
         let dir = self.new_dir();
         let mut names = Vec::new();
         match std::fs::read_dir(&dir) {
@@ -36,24 +41,42 @@ impl Inbox for MaildirInbox {
                     }
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FolderBatch::default()),
             Err(e) => return Err(e.into()),
         }
         names.sort();
         names.truncate(limit);
         let mut messages = Vec::with_capacity(names.len());
-        for name in names {
-            let raw = tokio::fs::read(dir.join(&name)).await?;
-            messages.push(InboundMessage { mailbox: self.root.display().to_string(), key: name, raw });
+        for (index, name) in names.iter().enumerate() {
+            let raw = tokio::fs::read(dir.join(name)).await?;
+            messages.push(InboundMessage { folder: MAILDIR_FOLDER.into(), uid: index as u32 + 1, raw });
         }
-        Ok(messages)
+        *self.last_batch.lock().unwrap_or_else(|e| e.into_inner()) = names;
+        Ok(FolderBatch { uid_validity: 0, messages })
+    }
+}
+
+#[async_trait]
+impl Inbox for MaildirInbox {
+    fn folders(&self) -> Vec<String> {
+        vec![MAILDIR_FOLDER.into()]
     }
 
-    async fn acknowledge(&self, messages: &[InboundMessage]) -> anyhow::Result<()> {
+    fn own_addresses(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    async fn read_new(&self, _cursors: &HashMap<String, MailboxCursor>, _since: NaiveDate, limit: usize) -> Vec<FolderRead> {
+        vec![FolderRead { folder: MAILDIR_FOLDER.into(), result: self.read_batch(limit).await }]
+    }
+
+    async fn acknowledge(&self, _folder: &str, up_to_uid: u32) -> anyhow::Result<()> {
+        let names: Vec<String> =
+            self.last_batch.lock().unwrap_or_else(|e| e.into_inner()).iter().take(up_to_uid as usize).cloned().collect();
         let cur = self.root.join("cur");
         tokio::fs::create_dir_all(&cur).await?;
-        for message in messages {
-            tokio::fs::rename(self.new_dir().join(&message.key), cur.join(&message.key)).await?;
+        for name in names {
+            tokio::fs::rename(self.new_dir().join(&name), cur.join(&name)).await?;
         }
         Ok(())
     }

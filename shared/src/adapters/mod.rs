@@ -4,6 +4,7 @@ pub mod apollo;
 pub mod aws;
 pub mod cursor;
 pub mod embedded;
+pub mod imap_inbox;
 pub mod llm_drafter;
 pub mod local_inbox;
 pub mod outbox;

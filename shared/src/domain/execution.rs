@@ -102,9 +102,61 @@ pub struct ExecutionCounters {
     pub failed: u64,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Hard bounces are in `bounced`; these may deliver later.
+    #[serde(default)]
+    pub soft_bounced: u64,
+    /// Spam complaints; mailbox providers start filtering above about 0.3% of emails sent.
+    #[serde(default)]
+    pub complained: u64,
+    #[serde(default)]
+    pub auto_replied: u64,
 }
 
 impl ExecutionCounters {
+    /// The counters' names as stores keep them, in the order of `values`.
+    pub const NAMES: [&'static str; 10] = [
+        "sent",
+        "replied",
+        "bounced",
+        "unsubscribed",
+        "failed",
+        "prompt_tokens",
+        "completion_tokens",
+        "soft_bounced",
+        "complained",
+        "auto_replied",
+    ];
+
+    pub fn values(&self) -> [u64; 10] {
+        [
+            self.sent,
+            self.replied,
+            self.bounced,
+            self.unsubscribed,
+            self.failed,
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.soft_bounced,
+            self.complained,
+            self.auto_replied,
+        ]
+    }
+
+    pub fn from_values(v: [u64; 10]) -> Self {
+        Self {
+            sent: v[0],
+            replied: v[1],
+            bounced: v[2],
+            unsubscribed: v[3],
+            failed: v[4],
+            prompt_tokens: v[5],
+            completion_tokens: v[6],
+            soft_bounced: v[7],
+            complained: v[8],
+            auto_replied: v[9],
+        }
+    }
+
     pub fn sent(n: u64) -> Self {
         Self { sent: n, ..Self::default() }
     }

@@ -308,18 +308,35 @@ pub struct SentMessage {
     pub sent_at: Timestamp,
 }
 
-/// The latest message from the lead's side: a reply, an auto-reply, a bounce.
+/// A message from the lead's side: a reply, an auto-reply, a bounce, a complaint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InboundRecord {
-    /// `human_reply`, `auto_reply`, `bounce`, `complaint`, `unsubscribe_request`.
+    /// `human_reply`, `auto_reply`, `hard_bounce`, `soft_bounce`, `complaint`,
+    /// `unsubscribe_request`.
     pub class: String,
+    /// The message's Message-ID (or a digest of it when it has none): what makes reading the
+    /// same message twice change nothing.
+    pub message_key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
+    pub from: Option<String>,
     pub subject: String,
-    /// The new text of the message, without quoted history, at most a few thousand characters.
+    /// The new text of a reply without quoted history, or what a bouncing server said; at most
+    /// a few thousand characters.
     pub text: String,
+    /// The enhanced status code of a bounce.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The last day of an absence an out-of-office named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub absent_until: Option<chrono::NaiveDate>,
+    /// `account/folder` it was read from.
+    #[serde(default)]
+    pub folder: String,
     pub received_at: Timestamp,
 }
+
+/// How many inbound messages a lead keeps; older ones are dropped, newest kept.
+pub const MAX_INBOUND_RECORDS: usize = 20;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Lead {
@@ -342,8 +359,9 @@ pub struct Lead {
     pub research_key: Option<String>,
     #[serde(default)]
     pub sent_messages: Vec<SentMessage>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_inbound: Option<InboundRecord>,
+    /// Messages from the lead's side, oldest first (at most `MAX_INBOUND_RECORDS`).
+    #[serde(default)]
+    pub inbound: Vec<InboundRecord>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub version: u64,
@@ -362,7 +380,7 @@ impl Lead {
             next_step_due_at: None,
             research_key: None,
             sent_messages: Vec::new(),
-            last_inbound: None,
+            inbound: Vec::new(),
             created_at: now,
             updated_at: now,
             version: 0,
@@ -387,6 +405,17 @@ impl Lead {
     /// The first email's Message-ID, which follow-ups thread on.
     pub fn thread_root(&self) -> Option<&SentMessage> {
         self.sent_messages.iter().min_by_key(|m| m.step)
+    }
+
+    pub fn has_inbound(&self, message_key: &str) -> bool {
+        self.inbound.iter().any(|m| m.message_key == message_key)
+    }
+
+    /// Keeps `record`, dropping the oldest beyond the limit.
+    pub fn record_inbound(&mut self, record: InboundRecord) {
+        self.inbound.push(record);
+        let excess = self.inbound.len().saturating_sub(MAX_INBOUND_RECORDS);
+        self.inbound.drain(..excess);
     }
 
     pub fn has_sent_step(&self, step: u32) -> bool {

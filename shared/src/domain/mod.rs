@@ -8,6 +8,7 @@ pub mod execution;
 pub mod ids;
 pub mod lead;
 pub mod log;
+pub mod mailbox;
 pub mod outreach_email;
 pub mod research;
 pub mod suppression;
@@ -21,6 +22,7 @@ pub use execution::{Execution, ExecutionCounters, ExecutionState, LeadSourceKind
 pub use ids::{AgentId, ExecutionId, LeadId};
 pub use lead::{InboundRecord, Lead, LeadContact, LeadEvent, LeadState, LeadStateKind, SendClaim, SentMessage, SkipReason};
 pub use log::{ExecutionLogEntry, LogLevel};
+pub use mailbox::MailboxCursor;
 pub use research::{EmailDraft, ResearchFact, ResearchReport};
 pub use suppression::Suppression;
 pub use validation::{FieldIssue, ValidationErrors};

@@ -207,7 +207,7 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<DemoSummary> {
                 }
                 LeadStateKind::Replied => format!(
                     "replied: \"{}\"",
-                    lead["last_inbound"]["text"].as_str().unwrap_or_default().lines().take(3).collect::<Vec<_>>().join(" ").trim()
+                    lead["inbound"][0]["text"].as_str().unwrap_or_default().lines().take(3).collect::<Vec<_>>().join(" ").trim()
                 ),
                 _ => lead["reason"].as_str().map(|r| r.replace('_', " ")).unwrap_or_default(),
             };

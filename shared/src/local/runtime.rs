@@ -11,8 +11,8 @@ use crate::adapters::local_inbox::MaildirInbox;
 use crate::adapters::outbox::OutboxMailer;
 use crate::config::Settings;
 use crate::domain::unsubscribe::UnsubscribeSigner;
-use crate::ports::{Clock, Store, SystemClock};
-use crate::runtime::{Runtime, drafter_for, lead_sources_for, research_for};
+use crate::ports::{Clock, Inbox, Store, SystemClock};
+use crate::runtime::{Runtime, drafter_for, inbox_for, lead_sources_for, research_for};
 use crate::steps::StepWorker;
 
 /// The runtime of the local mode. It keeps the embedded queue's concrete type, which the local
@@ -63,7 +63,9 @@ impl EmbeddedRuntime {
             research: research_for(&settings, clock.clone())?,
             drafter: drafter_for(&settings, clock.clone())?,
             mailer: Arc::new(OutboxMailer::new(Self::outbox_dir(&settings))),
-            inbox: Some(Arc::new(MaildirInbox::new(Self::inbox_dir(&settings)))),
+            // The team's IMAP mailboxes when configured, else a Maildir folder beside the data.
+            inbox: inbox_for(&settings.mailboxes)?
+                .or_else(|| Some(Arc::new(MaildirInbox::new(Self::inbox_dir(&settings))) as Arc<dyn Inbox>)),
             lead_sources: lead_sources_for(&settings)?,
             signer: Some(signer),
             queue: queue.clone(),

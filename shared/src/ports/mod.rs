@@ -13,10 +13,10 @@ pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use drafter::{DraftError, DraftOutcome, DraftRequest, Drafter, TokenUsage};
-pub use inbox::{InboundMessage, Inbox};
+pub use inbox::{FolderBatch, FolderRead, InboundMessage, Inbox};
 pub use lead_source::{LeadSource, LeadSourceError, LeadSourceSpec, SourcedLeads};
 pub use mailer::{MailError, Mailer, SendReceipt};
 pub use queue::{FanOutMessage, Queue, QueueError, QueueMessage, StepMessage, StepQueue};
 pub use research::WebResearch;
 pub use search::{SearchError, SearchHit, SearchProvider};
-pub use store::{LeadQuery, Page, PageRequest, Store, StoreError};
+pub use store::{LeadQuery, MailboxCursorStore, Page, PageRequest, Store, StoreError};

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::api_key::ApiKey;
 use crate::domain::{
     Agent, AgentId, EmailAddress, EmailDraft, Execution, ExecutionCounters, ExecutionId, ExecutionLogEntry, Lead, LeadId, LeadStateKind,
-    ResearchReport, Suppression, Timestamp,
+    MailboxCursor, ResearchReport, Suppression, Timestamp,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +136,22 @@ pub trait ApiKeyStore: Send + Sync {
     async fn revoke_api_key(&self, id: &str, at: Timestamp) -> Result<ApiKey, StoreError>;
 }
 
-/// Everything the system stores. Handlers that need less ask for the narrower trait.
-pub trait Store: AgentStore + ExecutionStore + LeadStore + ArtifactStore + LogStore + SuppressionList + ApiKeyStore {}
+/// The reply poller's position in each mailbox folder it watches.
+#[async_trait]
+pub trait MailboxCursorStore: Send + Sync {
+    async fn get_mailbox_cursor(&self, folder: &str) -> Result<Option<MailboxCursor>, StoreError>;
+    async fn save_mailbox_cursor(&self, cursor: &MailboxCursor) -> Result<(), StoreError>;
+    /// Every folder's cursor, for the health view.
+    async fn list_mailbox_cursors(&self) -> Result<Vec<MailboxCursor>, StoreError>;
+}
 
-impl<T> Store for T where T: AgentStore + ExecutionStore + LeadStore + ArtifactStore + LogStore + SuppressionList + ApiKeyStore {}
+/// Everything the system stores. Handlers that need less ask for the narrower trait.
+pub trait Store:
+    AgentStore + ExecutionStore + LeadStore + ArtifactStore + LogStore + SuppressionList + ApiKeyStore + MailboxCursorStore
+{
+}
+
+impl<T> Store for T where
+    T: AgentStore + ExecutionStore + LeadStore + ArtifactStore + LogStore + SuppressionList + ApiKeyStore + MailboxCursorStore
+{
+}

@@ -6,6 +6,8 @@ use aws_sdk_secretsmanager::Client;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::adapters::imap_inbox::MailboxSettings;
+
 /// The secret's JSON document (see README: "The secret").
 #[derive(Clone, Default, Deserialize)]
 pub struct AgentSecrets {
@@ -17,21 +19,9 @@ pub struct AgentSecrets {
     pub search_api_key: Option<SecretString>,
     #[serde(default)]
     pub unsubscribe_signing_key: Option<SecretString>,
+    /// IMAP mailboxes the reply poller reads; see `MailboxSettings` for the fields.
     #[serde(default)]
-    pub mailboxes: Vec<MailboxCredentials>,
-}
-
-#[derive(Clone, Deserialize)]
-pub struct MailboxCredentials {
-    pub host: String,
-    #[serde(default = "default_imap_port")]
-    pub port: u16,
-    pub username: String,
-    pub password: SecretString,
-}
-
-fn default_imap_port() -> u16 {
-    993
+    pub mailboxes: Vec<MailboxSettings>,
 }
 
 impl std::fmt::Debug for AgentSecrets {

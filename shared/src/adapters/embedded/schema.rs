@@ -3,7 +3,7 @@
 
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -13,11 +13,23 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if version < 1 {
         create_version_1(conn)?;
     }
-    // Version 2: API keys.
+    if version < 2 {
+        // Version 2: API keys.
+        conn.execute_batch(
+            "BEGIN;
+            CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+            PRAGMA user_version = 2;
+            COMMIT;",
+        )?;
+    }
+    // Version 3: reply counters and mailbox cursors.
     conn.execute_batch(
         "BEGIN;
-        CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, body TEXT NOT NULL);
-        PRAGMA user_version = 2;
+        ALTER TABLE executions ADD COLUMN soft_bounced INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE executions ADD COLUMN complained INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE executions ADD COLUMN auto_replied INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE IF NOT EXISTS mailbox_cursors (folder TEXT PRIMARY KEY, body TEXT NOT NULL);
+        PRAGMA user_version = 3;
         COMMIT;",
     )
 }

@@ -9,9 +9,11 @@ use crate::adapters::cursor;
 use crate::domain::api_key::ApiKey;
 use crate::domain::{
     Agent, AgentId, EmailAddress, EmailDraft, Execution, ExecutionCounters, ExecutionId, ExecutionLogEntry, Lead, LeadId, LeadStateKind,
-    ResearchReport, Suppression, Timestamp,
+    MailboxCursor, ResearchReport, Suppression, Timestamp,
 };
-use crate::ports::store::{AgentStore, ApiKeyStore, ArtifactStore, ExecutionStore, LeadQuery, LeadStore, LogStore, SuppressionList};
+use crate::ports::store::{
+    AgentStore, ApiKeyStore, ArtifactStore, ExecutionStore, LeadQuery, LeadStore, LogStore, MailboxCursorStore, SuppressionList,
+};
 use crate::ports::{Page, PageRequest, StoreError};
 
 /// The `Store` over the embedded database.
@@ -71,18 +73,17 @@ fn due_millis(at: Option<Timestamp>) -> Option<i64> {
 }
 
 fn counters_from_row(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<ExecutionCounters> {
-    Ok(ExecutionCounters {
-        sent: row.get::<_, i64>(first)? as u64,
-        replied: row.get::<_, i64>(first + 1)? as u64,
-        bounced: row.get::<_, i64>(first + 2)? as u64,
-        unsubscribed: row.get::<_, i64>(first + 3)? as u64,
-        failed: row.get::<_, i64>(first + 4)? as u64,
-        prompt_tokens: row.get::<_, i64>(first + 5)? as u64,
-        completion_tokens: row.get::<_, i64>(first + 6)? as u64,
-    })
+    let mut values = [0u64; ExecutionCounters::NAMES.len()];
+    for (offset, value) in values.iter_mut().enumerate() {
+        *value = row.get::<_, i64>(first + offset)? as u64;
+    }
+    Ok(ExecutionCounters::from_values(values))
 }
 
-const EXECUTION_COLUMNS: &str = "id, body, sent, replied, bounced, unsubscribed, failed, prompt_tokens, completion_tokens";
+/// `id, body` and every counter column, in `ExecutionCounters::NAMES` order.
+fn execution_columns() -> String {
+    format!("id, body, {}", ExecutionCounters::NAMES.join(", "))
+}
 
 fn execution_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, ExecutionCounters)> {
     Ok((row.get(0)?, row.get(1)?, counters_from_row(row, 2)?))
@@ -211,7 +212,8 @@ impl ExecutionStore for EmbeddedStore {
         let id = id.to_string();
         self.db
             .call(move |conn| {
-                let row = conn.query_row(&format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?1"), [id], execution_from_row)?;
+                let row =
+                    conn.query_row(&format!("SELECT {} FROM executions WHERE id = ?1", execution_columns()), [id], execution_from_row)?;
                 Ok(into_execution(row)?.1)
             })
             .await
@@ -223,7 +225,7 @@ impl ExecutionStore for EmbeddedStore {
             .call(move |conn| {
                 let row = conn
                     .query_row(
-                        &format!("SELECT {EXECUTION_COLUMNS} FROM executions WHERE agent_id = ?1 AND idempotency_key = ?2"),
+                        &format!("SELECT {} FROM executions WHERE agent_id = ?1 AND idempotency_key = ?2", execution_columns()),
                         params![agent_id, key],
                         execution_from_row,
                     )
@@ -240,7 +242,8 @@ impl ExecutionStore for EmbeddedStore {
         self.db
             .call(move |conn| {
                 let sql = format!(
-                    "SELECT {EXECUTION_COLUMNS} FROM executions WHERE id < ?1 AND (?2 IS NULL OR agent_id = ?2) ORDER BY id DESC LIMIT ?3"
+                    "SELECT {} FROM executions WHERE id < ?1 AND (?2 IS NULL OR agent_id = ?2) ORDER BY id DESC LIMIT ?3",
+                    execution_columns()
                 );
                 let mut statement = conn.prepare_cached(&sql)?;
                 let rows = statement.query_map(params![before, agent_id, limit + 1], execution_from_row)?;
@@ -275,21 +278,13 @@ impl ExecutionStore for EmbeddedStore {
         let d = *delta;
         self.db
             .call(move |conn| {
-                conn.execute(
-                    "UPDATE executions SET sent = sent + ?1, replied = replied + ?2, bounced = bounced + ?3,
-                     unsubscribed = unsubscribed + ?4, failed = failed + ?5, prompt_tokens = prompt_tokens + ?6,
-                     completion_tokens = completion_tokens + ?7 WHERE id = ?8",
-                    params![
-                        d.sent as i64,
-                        d.replied as i64,
-                        d.bounced as i64,
-                        d.unsubscribed as i64,
-                        d.failed as i64,
-                        d.prompt_tokens as i64,
-                        d.completion_tokens as i64,
-                        id
-                    ],
-                )?;
+                let names = ExecutionCounters::NAMES;
+                let increments: Vec<String> = names.iter().enumerate().map(|(i, name)| format!("{name} = {name} + ?{}", i + 1)).collect();
+                let sql = format!("UPDATE executions SET {} WHERE id = ?{}", increments.join(", "), names.len() + 1);
+                let mut values: Vec<rusqlite::types::Value> =
+                    d.values().iter().map(|v| rusqlite::types::Value::Integer(*v as i64)).collect();
+                values.push(rusqlite::types::Value::Text(id));
+                conn.execute(&sql, rusqlite::params_from_iter(values))?;
                 Ok(())
             })
             .await
@@ -587,5 +582,44 @@ impl ApiKeyStore for EmbeddedStore {
             })
             .await?;
         Ok(key)
+    }
+}
+
+#[async_trait]
+impl MailboxCursorStore for EmbeddedStore {
+    async fn get_mailbox_cursor(&self, folder: &str) -> Result<Option<MailboxCursor>, StoreError> {
+        let folder = folder.to_string();
+        let body: Option<String> = self
+            .db
+            .call(move |conn| {
+                Ok(conn.query_row("SELECT body FROM mailbox_cursors WHERE folder = ?1", [folder], |row| row.get(0)).optional()?)
+            })
+            .await?;
+        body.map(|b| serde_json::from_str(&b).map_err(StoreError::from)).transpose()
+    }
+
+    async fn save_mailbox_cursor(&self, cursor: &MailboxCursor) -> Result<(), StoreError> {
+        let (folder, body) = (cursor.folder.clone(), serde_json::to_string(cursor)?);
+        self.db
+            .call(move |conn| {
+                conn.execute(
+                    "INSERT INTO mailbox_cursors (folder, body) VALUES (?1, ?2) ON CONFLICT (folder) DO UPDATE SET body = excluded.body",
+                    params![folder, body],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn list_mailbox_cursors(&self) -> Result<Vec<MailboxCursor>, StoreError> {
+        let bodies: Vec<String> = self
+            .db
+            .call(|conn| {
+                let mut statement = conn.prepare_cached("SELECT body FROM mailbox_cursors ORDER BY folder")?;
+                let rows = statement.query_map([], |row| row.get(0))?;
+                Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+            })
+            .await?;
+        bodies.iter().map(|b| serde_json::from_str(b).map_err(StoreError::from)).collect()
     }
 }

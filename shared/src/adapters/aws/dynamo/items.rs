@@ -8,12 +8,14 @@ use serde::de::DeserializeOwned;
 
 use crate::adapters::cursor;
 use crate::domain::api_key::ApiKey;
-use crate::domain::{Agent, EmailDraft, Execution, ExecutionCounters, ExecutionLogEntry, Lead, LeadStateKind, ResearchReport, Suppression};
+use crate::domain::{
+    Agent, EmailDraft, Execution, ExecutionCounters, ExecutionLogEntry, Lead, LeadStateKind, MailboxCursor, ResearchReport, Suppression,
+};
 use crate::ports::StoreError;
 
 pub type Item = HashMap<String, AttributeValue>;
 
-pub const COUNTERS: [&str; 7] = ["sent", "replied", "bounced", "unsubscribed", "failed", "prompt_tokens", "completion_tokens"];
+pub const COUNTERS: [&str; 10] = ExecutionCounters::NAMES;
 
 pub fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
@@ -117,15 +119,7 @@ pub fn execution_item(execution: &Execution, queued: u64) -> Result<Item, StoreE
 pub fn execution_from(item: &Item) -> Result<Execution, StoreError> {
     let mut execution: Execution = data_of(item)?;
     execution.version = number_of(item, "version");
-    execution.counters = ExecutionCounters {
-        sent: number_of(item, "sent"),
-        replied: number_of(item, "replied"),
-        bounced: number_of(item, "bounced"),
-        unsubscribed: number_of(item, "unsubscribed"),
-        failed: number_of(item, "failed"),
-        prompt_tokens: number_of(item, "prompt_tokens"),
-        completion_tokens: number_of(item, "completion_tokens"),
-    };
+    execution.counters = ExecutionCounters::from_values(COUNTERS.map(|name| number_of(item, name)));
     Ok(execution)
 }
 
@@ -208,4 +202,15 @@ pub fn api_key_item(api_key: &ApiKey) -> Result<Item, StoreError> {
     item.insert("gsi1pk".into(), s("APIKEYS"));
     item.insert("gsi1sk".into(), s(api_key.id.clone()));
     item_with(item, 0, api_key)
+}
+
+pub fn mailbox_cursor_key(folder: &str) -> Item {
+    key(format!("MAILBOX#{folder}"), "CURSOR")
+}
+
+pub fn mailbox_cursor_item(cursor: &MailboxCursor) -> Result<Item, StoreError> {
+    let mut item = mailbox_cursor_key(&cursor.folder);
+    item.insert("gsi1pk".into(), s("MAILBOXES"));
+    item.insert("gsi1sk".into(), s(cursor.folder.clone()));
+    item_with(item, 0, cursor)
 }

@@ -12,6 +12,7 @@
 //! | log entry | `EXEC#id#LOG` / `millis#uuid` | | | | |
 //! | suppression | `SUPPRESS#entry` / `SUPPRESS` | | | | |
 //! | API key | `APIKEY#id` / `APIKEY` | `APIKEYS` / id | | | |
+//! | mailbox cursor | `MAILBOX#account/folder` / `CURSOR` | `MAILBOXES` / folder | | | |
 //!
 //! An execution item also carries atomic counters (`sent`, `replied`, …) and one count of leads
 //! per state (`leads_<state>`), moved in the same transaction as each lead's conditional write,

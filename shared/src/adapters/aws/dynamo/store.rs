@@ -13,9 +13,11 @@ use super::items::*;
 use crate::domain::api_key::ApiKey;
 use crate::domain::{
     Agent, AgentId, EmailAddress, EmailDraft, Execution, ExecutionCounters, ExecutionId, ExecutionLogEntry, Lead, LeadId, LeadStateKind,
-    ResearchReport, Suppression, Timestamp,
+    MailboxCursor, ResearchReport, Suppression, Timestamp,
 };
-use crate::ports::store::{AgentStore, ApiKeyStore, ArtifactStore, ExecutionStore, LeadQuery, LeadStore, LogStore, SuppressionList};
+use crate::ports::store::{
+    AgentStore, ApiKeyStore, ArtifactStore, ExecutionStore, LeadQuery, LeadStore, LogStore, MailboxCursorStore, SuppressionList,
+};
 use crate::ports::{Page, PageRequest, StoreError};
 
 /// Attempts at a write that DynamoDB refused because another transaction held one of its items
@@ -341,8 +343,7 @@ impl ExecutionStore for DynamoStore {
     }
 
     async fn add_to_counters(&self, id: ExecutionId, delta: &ExecutionCounters) -> Result<(), StoreError> {
-        let values =
-            [delta.sent, delta.replied, delta.bounced, delta.unsubscribed, delta.failed, delta.prompt_tokens, delta.completion_tokens];
+        let values = delta.values();
         let changes: Vec<(&str, u64)> = COUNTERS.into_iter().zip(values).filter(|(_, v)| *v > 0).collect();
         if changes.is_empty() {
             return Ok(());
@@ -631,5 +632,22 @@ impl ApiKeyStore for DynamoStore {
         key.revoked_at.get_or_insert(at);
         self.put(api_key_item(&key)?).await?;
         Ok(key)
+    }
+}
+
+#[async_trait]
+impl MailboxCursorStore for DynamoStore {
+    async fn get_mailbox_cursor(&self, folder: &str) -> Result<Option<MailboxCursor>, StoreError> {
+        self.get(mailbox_cursor_key(folder)).await?.as_ref().map(data_of).transpose()
+    }
+
+    async fn save_mailbox_cursor(&self, cursor: &MailboxCursor) -> Result<(), StoreError> {
+        self.put(mailbox_cursor_item(cursor)?).await
+    }
+
+    async fn list_mailbox_cursors(&self) -> Result<Vec<MailboxCursor>, StoreError> {
+        let query = || self.client.query().key_condition_expression("gsi1pk = :pk").expression_attribute_values(":pk", s("MAILBOXES"));
+        let (items, _) = self.query_page(Some("gsi1"), query, &PageRequest::first(PageRequest::MAX_LIMIT)).await?;
+        items.iter().map(data_of).collect()
     }
 }
