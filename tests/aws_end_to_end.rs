@@ -10,12 +10,14 @@ use axum::http::StatusCode;
 use http_body_util::BodyExt;
 use sales_agent::adapters::aws::SesMailer;
 use sales_agent::config::{Backend, Settings};
-use sales_agent::lambda::process_batch;
+use sales_agent::lambda::{handle_scheduled, process_batch};
 use sales_agent::runtime::Runtime;
 use sales_agent::steps::StepWorker;
 use sales_agent_tests::aws::{self, DeployedQueues};
 use sales_agent_tests::event_source::EventSourceMapping;
 use sales_agent_tests::faults::DiesAfterSending;
+use sales_agent_tests::imap::TestMailbox;
+use sales_agent_tests::mail::{delivery_failure, reply_to};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tower::ServiceExt;
@@ -353,4 +355,39 @@ async fn a_secret_without_the_signing_key_switches_sending_off_and_fails_no_lead
     assert_eq!((report.received, report.failed), (1, 1), "the message waits for the key, to be redriven once it is set");
     assert!(stack.emails().await.is_empty(), "no email without a working unsubscribe link");
     assert_eq!(stack.leads(&execution_id).await[0]["state"], "drafted");
+}
+
+#[tokio::test]
+async fn the_scheduled_function_reads_the_secrets_mailbox_and_ends_sequences_on_dynamodb() {
+    let mailbox = TestMailbox::user(5);
+    let stack = deploy_with_secret(json!({
+        "unsubscribe_signing_key": "test-only-signing-key",
+        "mailboxes": [{"host": "127.0.0.1", "port": mailbox.plain_port, "username": mailbox.user, "password": mailbox.password,
+                       "security": "plain", "address": SENDER}]
+    }))
+    .await;
+    let execution_id = stack.start(2).await;
+    stack.drain(&stack.runtime, 1).await;
+    let leads = stack.leads(&execution_id).await;
+    let email = |i: usize| leads[i]["contact"]["email"].as_str().unwrap().to_string();
+    // The reply refers to the Message-ID SES gave the email.
+    let replied_to = leads[0]["sent_messages"][0]["message_id"].as_str().unwrap();
+    mailbox.deliver(&reply_to(replied_to, &email(0), "", "Sounds good, send me times."));
+    mailbox.deliver(&delivery_failure(&email(1), "5.1.1", None));
+
+    let tasks = stack.runtime.scheduled_tasks();
+    let report = handle_scheduled(&tasks).await.unwrap().replies.expect("the secret's mailbox is read");
+    assert_eq!((report.read, report.matched), (2, 2), "{report:?}");
+    let leads = stack.leads(&execution_id).await;
+    let state_of = |address: &str| leads.iter().find(|l| l["contact"]["email"] == address).unwrap()["state"].clone();
+    assert_eq!(state_of(&email(0)), "replied");
+    assert_eq!(state_of(&email(1)), "bounced");
+    let execution = stack.execution(&execution_id).await;
+    assert_eq!((execution["counters"]["replied"].as_u64(), execution["counters"]["bounced"].as_u64()), (Some(1), Some(1)));
+
+    let cursors = stack.runtime.store.list_mailbox_cursors().await.unwrap();
+    let cursor = cursors.iter().find(|c| c.folder == format!("{}/INBOX", mailbox.user)).expect("the cursor is in DynamoDB");
+    assert_eq!(cursor.last_uid, 2);
+    let again = handle_scheduled(&tasks).await.unwrap().replies.unwrap();
+    assert_eq!(again.read, 0, "the cursor holds: {again:?}");
 }

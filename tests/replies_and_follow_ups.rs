@@ -2,6 +2,7 @@
 //! bounces and out-of-office answers in the inbox are matched to their leads.
 
 use chrono::Duration;
+use sales_agent_tests::mail::reply_to;
 use sales_agent_tests::{TestApp, agent_spec, header};
 use serde_json::{Value, json};
 
@@ -24,14 +25,6 @@ async fn two_leads_emailed() -> (TestApp, String, String, Vec<Value>) {
 /// The Message-ID of the first email the lead with `email` was sent.
 fn first_message_id(leads: &[Value], email: &str) -> String {
     lead(leads, email)["sent_messages"][0]["message_id"].as_str().expect("a sent email").to_string()
-}
-
-fn reply_to(message_id: &str, from: &str, extra_headers: &str, text: &str) -> String {
-    format!(
-        "From: {from}\r\nTo: dana@northwind.example\r\nSubject: Re: hello\r\nMessage-ID: <{}@reply.example>\r\n\
-         In-Reply-To: <{message_id}>\r\nReferences: <{message_id}>\r\n{extra_headers}\r\n{text}\r\n",
-        uuid::Uuid::new_v4()
-    )
 }
 
 #[tokio::test]

@@ -248,6 +248,34 @@ async fn a_cursor_that_was_not_issued_is_refused(store: Arc<dyn Store>) {
     assert!(matches!(store.list_agents(&forged).await, Err(StoreError::InvalidCursor)));
 }
 
+async fn mailbox_cursors_are_replaced_per_folder_and_listed_with_counters_that_add_up(store: Arc<dyn Store>) {
+    assert!(store.get_mailbox_cursor("sales/INBOX").await.unwrap().is_none());
+    let cursor = sales_agent::domain::MailboxCursor {
+        folder: "sales/INBOX".into(),
+        uid_validity: 1_700_000_000,
+        last_uid: 41,
+        last_polled_at: now(),
+        last_error: None,
+        messages_read: 41,
+    };
+    store.save_mailbox_cursor(&cursor).await.unwrap();
+    let moved = sales_agent::domain::MailboxCursor { last_uid: 57, messages_read: 57, ..cursor.clone() };
+    store.save_mailbox_cursor(&moved).await.unwrap();
+    let other = sales_agent::domain::MailboxCursor { folder: "support/INBOX".into(), last_error: Some("login failed".into()), ..cursor };
+    store.save_mailbox_cursor(&other).await.unwrap();
+    assert_eq!(store.get_mailbox_cursor("sales/INBOX").await.unwrap(), Some(moved.clone()));
+    let folders: Vec<String> = store.list_mailbox_cursors().await.unwrap().into_iter().map(|c| c.folder).collect();
+    assert_eq!(folders, vec!["sales/INBOX".to_string(), "support/INBOX".to_string()]);
+
+    // The reply counters are atomic increments like the others.
+    let (execution, _) = execution_with_leads(store.as_ref(), 1, None).await;
+    let delta = ExecutionCounters { complained: 1, soft_bounced: 2, auto_replied: 3, ..Default::default() };
+    store.add_to_counters(execution.id, &delta).await.unwrap();
+    store.add_to_counters(execution.id, &delta).await.unwrap();
+    let counters = store.get_execution(execution.id).await.unwrap().counters;
+    assert_eq!((counters.complained, counters.soft_bounced, counters.auto_replied), (2, 4, 6));
+}
+
 fn embedded() -> Arc<dyn Store> {
     Arc::new(EmbeddedStore::new(EmbeddedDb::in_memory().unwrap()))
 }
@@ -279,4 +307,5 @@ contract!(
     research_drafts_logs_and_suppressions_round_trip,
     a_cursor_that_was_not_issued_is_refused,
     api_keys_are_stored_hashed_listed_and_revoked,
+    mailbox_cursors_are_replaced_per_folder_and_listed_with_counters_that_add_up,
 );

@@ -152,7 +152,11 @@ impl Runtime {
             mailer: Arc::new(SesMailer::new(config, resources.ses_configuration_set.clone())),
             research: research_for(&settings, clock.clone())?,
             drafter: drafter_for(&settings, clock.clone())?,
-            inbox: inbox_for(&settings.mailboxes)?,
+            // A mailbox the secret describes badly switches reply reading off, not the API.
+            inbox: inbox_for(&settings.mailboxes).unwrap_or_else(|error| {
+                tracing::error!(error = %format!("{error:#}"), "replies are not read");
+                None
+            }),
             lead_sources: lead_sources_for(&settings)?,
             signer: secrets.unsubscribe_key().map(UnsubscribeSigner::new),
             clock,

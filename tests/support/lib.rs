@@ -5,6 +5,8 @@ pub mod aws;
 pub mod bounce_corpus;
 pub mod event_source;
 pub mod faults;
+pub mod imap;
+pub mod mail;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -149,6 +149,11 @@ impl Default for ImapLimits {
     }
 }
 
+/// The server refused the credentials: trying again at once would only be refused again.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct LoginRefused(String);
+
 struct Account {
     settings: MailboxSettings,
     tls: Option<TlsConnector>,
@@ -218,6 +223,9 @@ impl ImapInbox {
                 Err(_) => last_error = anyhow!("the session took longer than {:?}", self.limits.session_timeout),
             }
             tracing::warn!(mailbox = account.settings.label(), attempt = attempt + 1, error = %format!("{last_error:#}"), "IMAP session failed");
+            if last_error.downcast_ref::<LoginRefused>().is_some() {
+                break;
+            }
         }
         let why = format!("{last_error:#}");
         account
@@ -267,7 +275,7 @@ where
     let mut session = client
         .login(&settings.username, settings.password.expose_secret())
         .await
-        .map_err(|(error, _)| anyhow!("login as {} failed: {error}", settings.username))?;
+        .map_err(|(error, _)| anyhow!(LoginRefused(format!("login as {} failed: {error}", settings.username))))?;
     let own_mail = own_mail_folders(&mut session).await?;
     let mut reads = Vec::new();
     for folder in &settings.folders {

@@ -1,0 +1,181 @@
+//! The reply poller against a real IMAP server (Dovecot, started by `.ci/test`): replies,
+//! bounces, complaints and out-of-office answers delivered into the mailbox are matched to their
+//! leads and acted on; nothing on the server changes; reading the same mail again changes nothing.
+
+use chrono::Duration;
+use sales_agent::domain::MailboxCursor;
+use sales_agent::steps::ScheduledReport;
+use sales_agent_tests::imap::TestMailbox;
+use sales_agent_tests::mail::{complaint, delivery_failure, reply_to};
+use sales_agent_tests::{TestApp, agent_spec};
+use serde_json::Value;
+
+const FIVE_LEADS: &str = "email,first_name,company\nada@initech.example,Ada,Initech\nbob@globex.example,Bob,Globex\n\
+cy@umbrella.example,Cy,Umbrella\ndee@hooli.example,Dee,Hooli\neve@stark.example,Eve,Stark\n";
+
+fn lead<'a>(leads: &'a [Value], email: &str) -> &'a Value {
+    leads.iter().find(|l| l["contact"]["email"] == email).expect("the lead")
+}
+
+fn first_message_id(leads: &[Value], email: &str) -> String {
+    lead(leads, email)["sent_messages"][0]["message_id"].as_str().expect("a sent email").to_string()
+}
+
+async fn poll(app: &TestApp) -> ScheduledReport {
+    let report = app.runtime.scheduled_tasks().run().await.expect("the scheduled run succeeds");
+    app.drain().await;
+    report
+}
+
+#[tokio::test]
+async fn replies_bounces_complaints_and_absences_in_the_mailbox_are_matched_and_acted_on_once() {
+    let mailbox = TestMailbox::user(1);
+    let app = TestApp::configured(|settings| settings.mailboxes = vec![mailbox.over_tls()]);
+    let agent_id = app.create_agent(&agent_spec()).await;
+    let execution_id = app.start_csv(&agent_id, FIVE_LEADS).await;
+    app.drain().await;
+    let leads = app.leads(&execution_id).await;
+    assert_eq!(app.emails().len(), 5);
+
+    let ada_first = first_message_id(&leads, "ada@initech.example");
+    mailbox.deliver(&reply_to(
+        &ada_first,
+        "Ada <ada@initech.example>",
+        "",
+        "Happy to talk on Thursday.\r\n\r\nOn Monday Dana wrote:\r\n> Hi",
+    ));
+    mailbox.deliver(&delivery_failure("bob@globex.example", "5.1.1", Some(&first_message_id(&leads, "bob@globex.example"))));
+    let cy_away = reply_to(
+        &first_message_id(&leads, "cy@umbrella.example"),
+        "cy@umbrella.example",
+        "Date: Mon, 2 Mar 2026 09:05:00 +0000\r\nAuto-Submitted: auto-replied\r\nSubject: Out of office\r\n",
+        "I am out of the office until 20 March 2026 with no access to email.",
+    );
+    mailbox.deliver(&cy_away);
+    mailbox.deliver(&complaint("dee@hooli.example", &first_message_id(&leads, "dee@hooli.example")));
+    // A soft bounce without the original's Message-ID: matched by the failed address.
+    mailbox.deliver(&delivery_failure("eve@stark.example", "4.2.2", None));
+    // Our own note and a stranger's message match nothing.
+    mailbox.deliver("From: Dana <dana@northwind.example>\r\nTo: team@northwind.example\r\nSubject: notes\r\nMessage-ID: <own@northwind.example>\r\n\r\nCall Ada back.\r\n");
+    mailbox.deliver("From: someone@elsewhere.example\r\nTo: dana@northwind.example\r\nSubject: Hello\r\nMessage-ID: <x@elsewhere.example>\r\n\r\nHi.\r\n");
+
+    let report = poll(&app).await.replies.expect("the mailbox is read");
+    assert_eq!((report.read, report.matched, report.own, report.unmatched), (7, 5, 1, 1), "{report:?}");
+    assert!(report.failed_folders.is_empty(), "{report:?}");
+
+    let leads = app.leads(&execution_id).await;
+    let ada = lead(&leads, "ada@initech.example");
+    assert_eq!(ada["state"], "replied");
+    assert_eq!(ada["inbound"][0]["class"], "human_reply");
+    assert_eq!(ada["inbound"][0]["text"], "Happy to talk on Thursday.", "quoted history is stripped");
+    let bob = lead(&leads, "bob@globex.example");
+    assert_eq!((bob["state"].as_str(), bob["inbound"][0]["class"].as_str()), (Some("bounced"), Some("hard_bounce")));
+    assert_eq!(bob["inbound"][0]["status"], "5.1.1");
+    let cy = lead(&leads, "cy@umbrella.example");
+    assert_eq!(cy["state"], "sent", "an out-of-office does not end the sequence");
+    assert_eq!(cy["inbound"][0]["absent_until"], "2026-03-20");
+    assert_eq!(cy["next_step_due_at"], "2026-03-21T09:00:00Z", "the follow-up waits until the day after the absence");
+    assert_eq!(lead(&leads, "dee@hooli.example")["state"], "unsubscribed", "a complaint ends the sequence");
+    let eve = lead(&leads, "eve@stark.example");
+    assert_eq!((eve["state"].as_str(), eve["inbound"][0]["class"].as_str()), (Some("sent"), Some("soft_bounce")));
+
+    let execution = app.execution(&execution_id).await;
+    let counters = &execution["counters"];
+    let read = |name: &str| counters[name].as_u64().unwrap_or_default();
+    assert_eq!(
+        [read("replied"), read("bounced"), read("complained"), read("soft_bounced"), read("auto_replied")],
+        [1, 1, 1, 1, 1],
+        "{counters}"
+    );
+    assert_eq!(execution["response_rate"], 0.2);
+    assert_eq!(mailbox.seen_count().await, 0, "nothing was marked read on the server");
+
+    // Hard bounces and complaints are suppressed for good.
+    let again = app.start_csv(&agent_id, "email,first_name,company\nbob@globex.example,Bob,Globex\ndee@hooli.example,Dee,Hooli\n").await;
+    app.drain().await;
+    assert!(app.leads(&again).await.iter().all(|l| l["reason"] == "suppressed"));
+
+    // The next run reads nothing new.
+    let report = poll(&app).await.replies.unwrap();
+    assert_eq!(report.read, 0, "{report:?}");
+
+    // Forget the cursor, as after a UIDVALIDITY change: everything is read again, nothing changes.
+    let cursors = app.runtime.store.list_mailbox_cursors().await.unwrap();
+    assert_eq!(cursors.len(), 1);
+    assert_eq!((cursors[0].folder.as_str(), cursors[0].last_uid), ("user01/INBOX", 7));
+    assert!(cursors[0].uid_validity > 0);
+    let before: Vec<(String, u64)> =
+        app.leads(&execution_id).await.iter().map(|l| (l["id"].to_string(), l["version"].as_u64().unwrap())).collect();
+    app.runtime.store.save_mailbox_cursor(&MailboxCursor { uid_validity: 1, last_uid: 0, ..cursors[0].clone() }).await.unwrap();
+    let report = poll(&app).await.replies.unwrap();
+    assert_eq!((report.read, report.duplicates), (7, 5), "{report:?}");
+    let after: Vec<(String, u64)> =
+        app.leads(&execution_id).await.iter().map(|l| (l["id"].to_string(), l["version"].as_u64().unwrap())).collect();
+    assert_eq!(before, after, "no lead was written again");
+    assert_eq!(app.execution(&execution_id).await["counters"], *counters, "no counter moved");
+
+    // Follow-ups: Eve's soft bounce does not stop hers; Cy's waits for the end of the absence.
+    app.clock.advance(Duration::days(3) + Duration::minutes(1));
+    poll(&app).await;
+    let follow_ups: Vec<String> = app.emails().into_iter().filter(|e| e.contains(".step1@")).collect();
+    assert_eq!(follow_ups.len(), 1, "only Eve's follow-up is due");
+    assert!(follow_ups[0].contains("eve@stark.example"));
+    app.clock.advance(Duration::days(16));
+    poll(&app).await;
+    let follow_ups: Vec<String> = app.emails().into_iter().filter(|e| e.contains(".step1@")).collect();
+    assert_eq!(follow_ups.len(), 2, "Cy's follow-up goes out after the absence");
+}
+
+#[tokio::test]
+async fn a_folder_that_cannot_be_read_is_reported_and_the_others_are_still_read() {
+    let mailbox = TestMailbox::user(2);
+    let mut with_missing_folder = mailbox.plain();
+    with_missing_folder.folders = vec!["INBOX".into(), "Replies/Archive".into()];
+    let mut wrong_password = TestMailbox::user(3).plain();
+    wrong_password.password = "not-the-password".to_string().into();
+    let app = TestApp::configured(|settings| settings.mailboxes = vec![with_missing_folder, wrong_password]);
+    mailbox.deliver("From: someone@elsewhere.example\r\nTo: dana@northwind.example\r\nSubject: Hello\r\nMessage-ID: <y@elsewhere.example>\r\n\r\nHi.\r\n");
+
+    let report = poll(&app).await.replies.expect("the mailboxes are read");
+    assert_eq!(report.read, 1, "the INBOX was read: {report:?}");
+    let failures = report.failed_folders.join("\n");
+    assert!(failures.contains("user02/Replies/Archive"), "{failures}");
+    assert!(failures.contains("user03/INBOX") && failures.contains("login"), "{failures}");
+    assert!(!failures.contains("not-the-password"), "a password is never reported");
+
+    let cursors = app.runtime.store.list_mailbox_cursors().await.unwrap();
+    let cursor = |folder: &str| cursors.iter().find(|c| c.folder == folder).unwrap_or_else(|| panic!("a cursor for {folder}"));
+    assert_eq!(cursor("user02/INBOX").last_error, None);
+    assert!(cursor("user02/Replies/Archive").last_error.is_some());
+    assert!(cursor("user03/INBOX").last_error.as_deref().is_some_and(|e| e.contains("login")));
+}
+
+#[tokio::test]
+async fn a_batch_limit_spreads_a_full_mailbox_over_several_runs_without_skipping_any_message() {
+    let mailbox = TestMailbox::user(4);
+    let app = TestApp::configured(|settings| {
+        settings.mailboxes = vec![mailbox.plain()];
+        settings.reply_batch = 3;
+    });
+    let agent_id = app.create_agent(&agent_spec()).await;
+    let csv: String = std::iter::once("email,first_name,company".to_string())
+        .chain((0..7).map(|i| format!("lead{i}@acme{i}.example,Lead,Acme {i}")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let execution_id = app.start_csv(&agent_id, &csv).await;
+    app.drain().await;
+    for l in app.leads(&execution_id).await {
+        mailbox.deliver(&reply_to(
+            l["sent_messages"][0]["message_id"].as_str().unwrap(),
+            l["contact"]["email"].as_str().unwrap(),
+            "",
+            "Interested.",
+        ));
+    }
+    let mut per_run = Vec::new();
+    for _ in 0..4 {
+        per_run.push(poll(&app).await.replies.unwrap().matched);
+    }
+    assert_eq!(per_run, vec![3, 3, 1, 0]);
+    assert_eq!(app.execution(&execution_id).await["counters"]["replied"], 7);
+}
