@@ -88,6 +88,11 @@ async fn replies_bounces_complaints_and_absences_in_the_mailbox_are_matched_and_
         "{counters}"
     );
     assert_eq!(execution["response_rate"], 0.2);
+    let stats = app.get("/api/v1/stats/overview").await.body;
+    assert_eq!((stats["complained"].as_u64(), stats["complaint_rate"].as_f64()), (Some(1), Some(0.2)), "{stats}");
+    let mailboxes = app.get("/api/v1/mailboxes").await.body;
+    assert_eq!(mailboxes["items"][0]["folder"], "user01/INBOX", "{mailboxes}");
+    assert_eq!(mailboxes["items"][0]["messages_read"], 7);
     assert_eq!(mailbox.seen_count().await, 0, "nothing was marked read on the server");
 
     // Hard bounces and complaints are suppressed for good.

@@ -142,7 +142,7 @@ impl Default for ImapLimits {
     fn default() -> Self {
         Self {
             connect_timeout: Duration::from_secs(10),
-            session_timeout: Duration::from_secs(120),
+            session_timeout: Duration::from_secs(60),
             attempts: 3,
             retry_delay: Duration::from_millis(500),
         }

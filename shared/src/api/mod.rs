@@ -90,6 +90,7 @@ pub fn router(services: ApiServices) -> Router {
         .route("/leads/{lead_id}/approve", post(leads::approve))
         .route("/leads/{lead_id}/reject", post(leads::reject))
         .route("/stats/overview", get(stats::overview))
+        .route("/mailboxes", get(stats::mailboxes))
         .route("/api-keys", get(api_keys::list).post(api_keys::create))
         .route("/api-keys/{key_id}", axum::routing::delete(api_keys::revoke))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_api_key));

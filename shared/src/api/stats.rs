@@ -20,9 +20,15 @@ pub struct Totals {
     pub bounced: u64,
     pub unsubscribed: u64,
     pub failed: u64,
+    pub soft_bounced: u64,
+    pub complained: u64,
+    pub auto_replied: u64,
     /// Replies per email sent.
     pub response_rate: f64,
+    /// Hard bounces per email sent.
     pub bounce_rate: f64,
+    /// Spam complaints per email sent; mailbox providers filter senders above about 0.3%.
+    pub complaint_rate: f64,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
 }
@@ -36,6 +42,9 @@ impl Totals {
         self.bounced += counters.bounced;
         self.unsubscribed += counters.unsubscribed;
         self.failed += counters.failed;
+        self.soft_bounced += counters.soft_bounced;
+        self.complained += counters.complained;
+        self.auto_replied += counters.auto_replied;
         self.prompt_tokens += counters.prompt_tokens;
         self.completion_tokens += counters.completion_tokens;
     }
@@ -44,6 +53,7 @@ impl Totals {
         if self.sent > 0 {
             self.response_rate = self.replied as f64 / self.sent as f64;
             self.bounce_rate = self.bounced as f64 / self.sent as f64;
+            self.complaint_rate = self.complained as f64 / self.sent as f64;
         }
         self
     }
@@ -86,4 +96,10 @@ pub async fn overview(State(app): State<AppState>) -> Result<Json<Overview>, Pro
         agents.push(AgentTotals { agent_id, name, totals: totals.finish() });
     }
     Ok(Json(Overview { totals: overall.finish(), agents }))
+}
+
+/// The reply poller's position and health in each mailbox folder it reads.
+pub async fn mailboxes(State(app): State<AppState>) -> Result<Json<serde_json::Value>, Problem> {
+    let cursors = app.services.store.list_mailbox_cursors().await?;
+    Ok(Json(serde_json::json!({ "items": cursors })))
 }
