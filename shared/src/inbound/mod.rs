@@ -106,7 +106,9 @@ fn header_ids(value: &mail_parser::HeaderValue<'_>) -> Vec<String> {
 }
 
 pub(crate) fn addresses_of(list: Option<&mail_parser::Address<'_>>) -> Vec<String> {
-    list.map(|l| l.iter().filter_map(|a| a.address()).map(str::to_ascii_lowercase).collect()).unwrap_or_default()
+    // A parser may hand back a part of an address it could not read ("@example.com"); only
+    // whole addresses count.
+    list.map(|l| l.iter().filter_map(|a| a.address()).flat_map(text::addresses_in).collect()).unwrap_or_default()
 }
 
 fn original_from_headers(headers: &str) -> ReturnedOriginal {

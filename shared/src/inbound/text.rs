@@ -57,11 +57,20 @@ pub fn addresses_in(text: &str) -> Vec<String> {
             continue;
         }
         let mut start = at;
-        for &(offset, ch) in chars[..i].iter().rev() {
-            if !is_local_char(ch) {
-                break;
+        // A quoted local part (RFC 5321), such as "jane..doe"@acme.example, is kept whole.
+        let quoted = i > 0 && chars[i - 1].1 == '"';
+        if quoted {
+            match chars[..i - 1].iter().rev().find(|(_, ch)| *ch == '"' || *ch == '\n') {
+                Some(&(offset, '"')) => start = offset,
+                _ => continue,
             }
-            start = offset;
+        } else {
+            for &(offset, ch) in chars[..i].iter().rev() {
+                if !is_local_char(ch) {
+                    break;
+                }
+                start = offset;
+            }
         }
         let mut end = at + 1;
         for &(offset, ch) in &chars[i + 1..] {
@@ -76,7 +85,12 @@ pub fn addresses_in(text: &str) -> Vec<String> {
             continue;
         }
         let address = format!("{local}@{domain}").to_ascii_lowercase();
-        if crate::domain::EmailAddress::parse(&address).is_ok() && !found.contains(&address) {
+        let valid = if quoted {
+            local.len() > 2 && crate::domain::EmailAddress::parse(&format!("x@{domain}")).is_ok()
+        } else {
+            crate::domain::EmailAddress::parse(&address).is_ok()
+        };
+        if valid && !found.contains(&address) {
             found.push(address);
         }
     }
@@ -194,6 +208,8 @@ mod tests {
     fn addresses_are_found_in_brackets_prose_and_smtp_transcripts() {
         let text = "<kijitora@example.ne.jp>:\nremote host said: 550 Unknown user RCPT TO:<Neko@Example.jp>. Try jane.doe+x@a-b.example.";
         assert_eq!(addresses_in(text), vec!["kijitora@example.ne.jp", "neko@example.jp", "jane.doe+x@a-b.example"]);
+        assert_eq!(addresses_in("rfc822; \"neko..nyaan\"@libsisimai.org"), vec!["\"neko..nyaan\"@libsisimai.org"]);
+        assert!(addresses_in("no local part \"@libsisimai.org").is_empty());
     }
 
     #[test]
