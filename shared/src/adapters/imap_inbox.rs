@@ -170,6 +170,10 @@ fn tls_connector(settings: &MailboxSettings) -> anyhow::Result<TlsConnector> {
         // A system certificate rustls cannot use is skipped, as browsers do.
         let _ = roots.add(cert);
     }
+    if roots.is_empty() {
+        // A system without a CA bundle (a minimal container) still trusts the public CAs.
+        roots.add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
+    }
     if let Some(pem) = &settings.ca_pem {
         for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
             let cert = cert.with_context(|| format!("the ca_pem of mailbox '{}' is not PEM", settings.label()))?;
