@@ -5,6 +5,7 @@
 use mail_parser::{Message, MimeHeaders};
 use serde::Serialize;
 
+use super::ReturnedOriginal;
 use super::text::{self, address_field, field, report_blocks};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -47,7 +48,7 @@ pub fn is_report_of_type(message: &Message<'_>, report_type: &str) -> bool {
 }
 
 /// Reads a standard delivery status notification: its `message/delivery-status` part.
-pub fn from_status_report(message: &Message<'_>, explanation: &str) -> Option<DeliveryOutcome> {
+pub fn from_status_report(message: &Message<'_>, explanation: &str, original: Option<&ReturnedOriginal>) -> Option<DeliveryOutcome> {
     let report =
         message.parts.iter().filter(|p| is_delivery_status_part(p)).find_map(super::part_text).or_else(|| report_in_text(message))?;
     let blocks = report_blocks(&report);
@@ -58,13 +59,13 @@ pub fn from_status_report(message: &Message<'_>, explanation: &str) -> Option<De
     let failed = recipients.iter().find(|b| field(b, "action").is_some_and(|a| !is_success_action(a))).or(recipients.first());
     let Some(block) = failed else {
         // A report part with no recipient fields: fall back to the human-readable part.
-        return Some(DeliveryOutcome::Failed(from_prose(message, explanation)));
+        return Some(DeliveryOutcome::Failed(from_prose(message, explanation, original)));
     };
     let recipient = field(block, "original-recipient")
         .filter(|v| v.to_ascii_lowercase().starts_with("rfc822"))
         .and_then(address_field)
         .or_else(|| field(block, "final-recipient").and_then(address_field))
-        .or_else(|| failed_recipient_in_prose(message, explanation));
+        .or_else(|| failed_recipient_in_prose(message, explanation, original));
     let diagnostic = field(block, "diagnostic-code").map(|d| d.split_once(';').map_or(d, |(_, text)| text).trim().to_string());
     let action = field(block, "action").map(str::to_ascii_lowercase);
     let status = field(block, "status")
@@ -148,8 +149,8 @@ pub fn looks_like_bounce(message: &Message<'_>, subject: &str) -> bool {
 }
 
 /// Reads a bounce written in prose.
-pub fn from_prose(message: &Message<'_>, explanation: &str) -> BounceReport {
-    let recipient = failed_recipient_in_prose(message, explanation);
+pub fn from_prose(message: &Message<'_>, explanation: &str, original: Option<&ReturnedOriginal>) -> BounceReport {
+    let recipient = failed_recipient_in_prose(message, explanation, original);
     let status = text::enhanced_status_in(explanation, false)
         .or_else(|| text::smtp_reply_class_in(explanation))
         .unwrap_or_else(|| inferred_status(explanation).to_string());
@@ -180,15 +181,14 @@ fn diagnostic_line(explanation: &str) -> Option<String> {
 
 /// The failed address of a prose bounce: `X-Failed-Recipients`, else the first address in the
 /// explanation that is neither the bouncing server nor us, else the returned copy's `To`.
-fn failed_recipient_in_prose(message: &Message<'_>, explanation: &str) -> Option<String> {
+fn failed_recipient_in_prose(message: &Message<'_>, explanation: &str, original: Option<&ReturnedOriginal>) -> Option<String> {
     if let Some(header) = message.header_raw("X-Failed-Recipients")
         && let Some(address) = text::addresses_in(header).into_iter().next()
     {
         return Some(address);
     }
-    let original = super::returned_original(message);
     // Our own address: the returned copy's sender, else the bounce's addressee.
-    let ours: Vec<String> = match original.as_ref().and_then(|o| o.from.clone()) {
+    let ours: Vec<String> = match original.and_then(|o| o.from.clone()) {
         Some(sender) => vec![sender],
         None => super::addresses_of(message.to()),
     };
@@ -202,5 +202,5 @@ fn failed_recipient_in_prose(message: &Message<'_>, explanation: &str) -> Option
     });
     on_own_line
         .or_else(|| text::addresses_in(explanation).into_iter().find(|a| !is_ours_or_daemon(a)))
-        .or_else(|| original.and_then(|o| o.to.into_iter().next()))
+        .or_else(|| original.and_then(|o| o.to.first().cloned()))
 }

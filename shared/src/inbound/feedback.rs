@@ -3,6 +3,7 @@
 
 use mail_parser::{Message, MimeHeaders};
 
+use super::ReturnedOriginal;
 use super::text::{self, field, report_blocks};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,11 +21,10 @@ fn is_feedback_part(part: &mail_parser::MessagePart<'_>) -> bool {
 
 /// Reads an ARF report, or a provider's forwarded complaint (Outlook.com's
 /// "complaint about message from ..." with the original attached).
-pub fn complaint(message: &Message<'_>, subject: &str) -> Option<Complaint> {
+pub fn complaint(message: &Message<'_>, subject: &str, original: Option<&ReturnedOriginal>) -> Option<Complaint> {
     let report = message.parts.iter().filter(|p| is_feedback_part(p)).find_map(super::part_text);
     let is_arf = report.is_some() || super::delivery_status::is_report_of_type(message, "feedback-report");
-    let original = super::returned_original(message);
-    let forwarded_recipient = original.as_ref().and_then(|o| o.complained_recipient.clone());
+    let forwarded_recipient = original.and_then(|o| o.complained_recipient.clone());
     let is_forwarded_complaint = subject.to_ascii_lowercase().contains("complaint about message") || forwarded_recipient.is_some();
     if !is_arf && !is_forwarded_complaint {
         return None;
@@ -35,6 +35,6 @@ pub fn complaint(message: &Message<'_>, subject: &str) -> Option<Complaint> {
         .or_else(|| report_field("removal-recipient"))
         .and_then(|v| text::addresses_in(&v).into_iter().next())
         .or(forwarded_recipient)
-        .or_else(|| original.and_then(|o| o.to.into_iter().next()));
+        .or_else(|| original.and_then(|o| o.to.first().cloned()));
     Some(Complaint { recipient, feedback_type: report_field("feedback-type").map(|t| t.to_ascii_lowercase()) })
 }

@@ -127,8 +127,8 @@ fn original_from_headers(headers: &str) -> ReturnedOriginal {
 }
 
 /// The returned copy of our own message: an attached `message/rfc822`, `text/rfc822-headers`,
-/// or the text after a "copy of the message follows" line.
-pub fn returned_original(message: &Message<'_>) -> Option<ReturnedOriginal> {
+/// or the text after a "copy of the message follows" line of the message's `body`.
+fn returned_original(message: &Message<'_>, body: &str) -> Option<ReturnedOriginal> {
     for part in message.parts.iter().skip(1) {
         if let Some(original) = part.message() {
             return Some(ReturnedOriginal {
@@ -145,8 +145,7 @@ pub fn returned_original(message: &Message<'_>) -> Option<ReturnedOriginal> {
             return part_text(part).map(|h| original_from_headers(&h));
         }
     }
-    let body = full_text(message);
-    text::after_original_message(&body).map(original_from_headers)
+    text::after_original_message(body).map(original_from_headers)
 }
 
 /// All the text parts of the message itself (not of attached messages), joined.
@@ -180,11 +179,13 @@ pub fn read(raw: &[u8]) -> Option<InboundMail> {
     }
     let body = full_text(&message);
     let explanation = text::before_original_message(&body).to_string();
+    let original = returned_original(&message, &body);
+    let new_text = reply_text::new_text(&body);
 
     let ses = ses_notification::read(&body);
-    let class = if let Some(complaint) = feedback::complaint(&message, &subject) {
+    let class = if let Some(complaint) = feedback::complaint(&message, &subject, original.as_ref()) {
         MailClass::Complaint { recipient: complaint.recipient, feedback_type: complaint.feedback_type }
-    } else if let Some(outcome) = delivery_status::from_status_report(&message, &explanation) {
+    } else if let Some(outcome) = delivery_status::from_status_report(&message, &explanation, original.as_ref()) {
         outcome.into()
     } else if let Some(notice) = &ses {
         referenced_ids.extend(notice.message_ids.iter().cloned());
@@ -193,28 +194,28 @@ pub fn read(raw: &[u8]) -> Option<InboundMail> {
             SesEvent::Complaint(c) => MailClass::Complaint { recipient: c.recipient.clone(), feedback_type: c.feedback_type.clone() },
         }
     } else if delivery_status::looks_like_bounce(&message, &subject) {
-        MailClass::Bounce(delivery_status::from_prose(&message, &explanation))
+        MailClass::Bounce(delivery_status::from_prose(&message, &explanation, original.as_ref()))
     } else if subject.eq_ignore_ascii_case("unsubscribe") {
         // A mail client's unsubscribe button (it may mark its message auto-submitted).
         MailClass::UnsubscribeRequest
     } else if auto_reply::is_auto_reply(&message, &subject) {
         let today = message.date().and_then(|d| NaiveDate::from_ymd_opt(d.year as i32, d.month as u32, d.day as u32));
         let today = today.unwrap_or_else(|| chrono::Utc::now().date_naive());
-        MailClass::AutoReply { absent_until: auto_reply::absence_ends(&reply_text::new_text(&body), today) }
-    } else if reply_text::is_unsubscribe_request(&subject, &reply_text::new_text(&body)) {
+        MailClass::AutoReply { absent_until: auto_reply::absence_ends(&new_text, today) }
+    } else if reply_text::is_unsubscribe_request(&subject, &new_text) {
         MailClass::UnsubscribeRequest
     } else {
         MailClass::HumanReply
     };
     if class.is_delivery_notice()
-        && let Some(id) = returned_original(&message).and_then(|o| o.message_id)
+        && let Some(id) = original.and_then(|o| o.message_id)
         && !referenced_ids.contains(&id)
     {
         referenced_ids.push(id);
     }
     let text = match &class {
         MailClass::Bounce(report) => report.diagnostic.clone().unwrap_or_else(|| explanation.trim().chars().take(1_000).collect()),
-        _ => reply_text::new_text(&body),
+        _ => new_text,
     };
     Some(InboundMail {
         message_id: message.message_id().map(strip_angle_brackets),

@@ -192,14 +192,6 @@ pub fn strip_angle_brackets(id: &str) -> String {
     id.trim().trim_start_matches('<').trim_end_matches('>').to_string()
 }
 
-/// The Message-ID header of a returned copy of the original message.
-pub fn message_id_header_in(text: &str) -> Option<String> {
-    text.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        (name.trim().eq_ignore_ascii_case("message-id") && value.contains('@')).then(|| strip_angle_brackets(value))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +224,5 @@ mod tests {
     fn the_explanation_ends_where_the_copy_of_the_message_starts() {
         let text = "Sorry.\n<a@b.example>: 550\n--- Below this line is a copy of the message.\nTo: c@d.example\n";
         assert_eq!(before_original_message(text), "Sorry.\n<a@b.example>: 550\n");
-        assert_eq!(message_id_header_in("Message-Id: <x@y.example>\n").as_deref(), Some("x@y.example"));
     }
 }
