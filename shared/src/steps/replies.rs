@@ -82,10 +82,10 @@ impl SequenceEnd {
 enum Action {
     End(SequenceEnd),
     /// Kept on the lead; nothing else changes but a counter and, for an out-of-office, the
-    /// next follow-up's due time.
+    /// next follow-up's due time (moved past the record's `absent_until`).
     Note {
         counters: ExecutionCounters,
-        absent_until: Option<Option<NaiveDate>>,
+        moves_follow_up: bool,
     },
 }
 
@@ -95,11 +95,13 @@ fn action_for(class: &MailClass) -> Action {
         MailClass::Bounce(BounceReport { permanent: true, .. }) => Action::End(SequenceEnd::HardBounce),
         MailClass::Complaint { .. } => Action::End(SequenceEnd::Complaint),
         MailClass::UnsubscribeRequest => Action::End(SequenceEnd::Unsubscribed),
-        MailClass::Bounce(_) => Action::Note { counters: ExecutionCounters { soft_bounced: 1, ..Default::default() }, absent_until: None },
-        MailClass::AutoReply { absent_until } => {
-            Action::Note { counters: ExecutionCounters { auto_replied: 1, ..Default::default() }, absent_until: Some(*absent_until) }
+        MailClass::Bounce(_) => {
+            Action::Note { counters: ExecutionCounters { soft_bounced: 1, ..Default::default() }, moves_follow_up: false }
         }
-        MailClass::DeliveryReport { .. } => Action::Note { counters: ExecutionCounters::default(), absent_until: None },
+        MailClass::AutoReply { .. } => {
+            Action::Note { counters: ExecutionCounters { auto_replied: 1, ..Default::default() }, moves_follow_up: true }
+        }
+        MailClass::DeliveryReport { .. } => Action::Note { counters: ExecutionCounters::default(), moves_follow_up: false },
     }
 }
 
@@ -147,12 +149,11 @@ async fn settle(
     let changed_state = ended.is_some();
     let mut next = ended.unwrap_or_else(|| lead.clone());
     let mut moved_due = None;
-    if let Action::Note { absent_until: Some(absent_until), .. } = &action
+    if let (Action::Note { moves_follow_up: true, .. }, Some(record)) = (&action, &inbound)
         && lead.state.kind() == LeadStateKind::Sent
         && let Some(due) = lead.next_step_due_at
     {
-        let received_at = inbound.as_ref().map_or(now, |r| r.received_at);
-        let moved = due_after_absence(due, *absent_until, received_at);
+        let moved = due_after_absence(due, record.absent_until, record.received_at);
         if moved != due {
             next.next_step_due_at = Some(moved);
             moved_due = Some(moved);
@@ -204,6 +205,8 @@ pub struct ReplyProcessor {
     clock: Arc<dyn Clock>,
     /// How far back a folder read for the first time is searched.
     lookback_days: u32,
+    /// The watched mailboxes' own addresses: mail from them is ours.
+    own_addresses: Vec<String>,
 }
 
 enum Processed {
@@ -216,7 +219,8 @@ enum Processed {
 
 impl ReplyProcessor {
     pub fn new(store: Arc<dyn Store>, inbox: Arc<dyn Inbox>, clock: Arc<dyn Clock>, lookback_days: u32) -> Self {
-        Self { store, inbox, clock, lookback_days }
+        let own_addresses = inbox.own_addresses();
+        Self { store, inbox, clock, lookback_days, own_addresses }
     }
 
     /// Reads and acts on up to `batch` new messages per folder. A folder that cannot be read is
@@ -287,28 +291,24 @@ impl ReplyProcessor {
         let mut outcome = Ok(());
         for message in &batch.messages {
             report.read += 1;
-            match self.process(message).await {
+            let tally = match self.process(message).await {
                 Ok(Processed::Deferred) => {
                     report.deferred += 1;
                     break;
                 }
-                Ok(processed) => {
-                    match processed {
-                        Processed::Matched => report.matched += 1,
-                        Processed::Unmatched => report.unmatched += 1,
-                        Processed::Duplicate => report.duplicates += 1,
-                        Processed::Own => report.own += 1,
-                        Processed::Deferred => unreachable!("handled above"),
-                    }
-                    cursor.last_uid = cursor.last_uid.max(message.uid);
-                    cursor.messages_read += 1;
-                    done_up_to = Some(message.uid);
-                }
+                Ok(Processed::Matched) => &mut report.matched,
+                Ok(Processed::Unmatched) => &mut report.unmatched,
+                Ok(Processed::Duplicate) => &mut report.duplicates,
+                Ok(Processed::Own) => &mut report.own,
                 Err(error) => {
                     outcome = Err(error);
                     break;
                 }
-            }
+            };
+            *tally += 1;
+            cursor.last_uid = cursor.last_uid.max(message.uid);
+            cursor.messages_read += 1;
+            done_up_to = Some(message.uid);
         }
         cursor.last_polled_at = self.clock.now();
         cursor.last_error = outcome.as_ref().err().map(|e| e.0.clone());
@@ -324,7 +324,7 @@ impl ReplyProcessor {
             tracing::warn!(folder = %message.folder, uid = message.uid, "not a parseable email; skipped");
             return Ok(Processed::Unmatched);
         };
-        let from_us = |address: &str| self.inbox.own_addresses().iter().any(|own| own.eq_ignore_ascii_case(address));
+        let from_us = |address: &str| self.own_addresses.iter().any(|own| own.eq_ignore_ascii_case(address));
         if !mail.class.is_delivery_notice() && mail.from.as_deref().is_some_and(from_us) {
             return Ok(Processed::Own);
         }
