@@ -6,20 +6,11 @@ use chrono::Duration;
 use sales_agent::domain::MailboxCursor;
 use sales_agent::steps::ScheduledReport;
 use sales_agent_tests::imap::TestMailbox;
-use sales_agent_tests::mail::{complaint, delivery_failure, reply_to};
+use sales_agent_tests::mail::{complaint, delivery_failure, first_message_id, lead, reply_to};
 use sales_agent_tests::{TestApp, agent_spec};
-use serde_json::Value;
 
 const FIVE_LEADS: &str = "email,first_name,company\nada@initech.example,Ada,Initech\nbob@globex.example,Bob,Globex\n\
 cy@umbrella.example,Cy,Umbrella\ndee@hooli.example,Dee,Hooli\neve@stark.example,Eve,Stark\n";
-
-fn lead<'a>(leads: &'a [Value], email: &str) -> &'a Value {
-    leads.iter().find(|l| l["contact"]["email"] == email).expect("the lead")
-}
-
-fn first_message_id(leads: &[Value], email: &str) -> String {
-    lead(leads, email)["sent_messages"][0]["message_id"].as_str().expect("a sent email").to_string()
-}
 
 async fn poll(app: &TestApp) -> ScheduledReport {
     let report = app.runtime.scheduled_tasks().run().await.expect("the scheduled run succeeds");

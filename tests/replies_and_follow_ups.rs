@@ -2,15 +2,11 @@
 //! bounces and out-of-office answers in the inbox are matched to their leads.
 
 use chrono::Duration;
-use sales_agent_tests::mail::reply_to;
+use sales_agent_tests::mail::{first_message_id, lead, reply_to};
 use sales_agent_tests::{TestApp, agent_spec, header};
 use serde_json::{Value, json};
 
 const TWO_LEADS: &str = "email,first_name,company\nada@initech.example,Ada,Initech\nbob@globex.example,Bob,Globex\n";
-
-fn lead<'a>(leads: &'a [Value], email: &str) -> &'a Value {
-    leads.iter().find(|l| l["contact"]["email"] == email).expect("the lead")
-}
 
 /// Ada and Bob, each sent the first email of the sequence.
 async fn two_leads_emailed() -> (TestApp, String, String, Vec<Value>) {
@@ -20,11 +16,6 @@ async fn two_leads_emailed() -> (TestApp, String, String, Vec<Value>) {
     app.drain().await;
     let leads = app.leads(&execution_id).await;
     (app, agent_id, execution_id, leads)
-}
-
-/// The Message-ID of the first email the lead with `email` was sent.
-fn first_message_id(leads: &[Value], email: &str) -> String {
-    lead(leads, email)["sent_messages"][0]["message_id"].as_str().expect("a sent email").to_string()
 }
 
 #[tokio::test]

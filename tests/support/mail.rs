@@ -1,4 +1,17 @@
-//! Messages as they arrive in the team's mailbox: replies, bounces, complaints, auto-replies.
+//! Messages as they arrive in the team's mailbox: replies, bounces, complaints, auto-replies;
+//! and the leads (as the API lists them) they answer.
+
+use serde_json::Value;
+
+/// The lead with `email` among leads as the API lists them.
+pub fn lead<'a>(leads: &'a [Value], email: &str) -> &'a Value {
+    leads.iter().find(|l| l["contact"]["email"] == email).expect("the lead")
+}
+
+/// The Message-ID of the first email the lead with `email` was sent.
+pub fn first_message_id(leads: &[Value], email: &str) -> String {
+    lead(leads, email)["sent_messages"][0]["message_id"].as_str().expect("a sent email").to_string()
+}
 
 /// A reply to the email whose Message-ID is `message_id`.
 pub fn reply_to(message_id: &str, from: &str, extra_headers: &str, text: &str) -> String {
