@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::http::StatusCode;
 use http_body_util::BodyExt;
-use sales_agent::adapters::aws::SesMailer;
+use sales_agent::adapters::aws::{SecretUnsubscribeKeys, SesMailer};
+use sales_agent::app::StepWorker;
 use sales_agent::config::{Backend, Settings};
 use sales_agent::lambda::{handle_scheduled, process_batch};
+use sales_agent::ports::ManualClock;
 use sales_agent::runtime::Runtime;
-use sales_agent::steps::StepWorker;
 use sales_agent_tests::aws::{self, DeployedQueues};
 use sales_agent_tests::event_source::EventSourceMapping;
 use sales_agent_tests::faults::DiesAfterSending;
@@ -158,7 +159,7 @@ impl Stack {
 #[tokio::test]
 async fn five_leads_go_from_the_post_to_five_emails_in_ses_exactly_once_though_every_message_is_delivered_twice() {
     let stack = deploy().await;
-    assert!(stack.runtime.signer.is_some(), "the signing key was read from the secret");
+    assert!(stack.runtime.unsubscribe_keys.signer().await.is_some(), "the signing key was read from the secret");
     let execution_id = stack.start(5).await;
 
     stack.drain(&stack.runtime, 2).await;
@@ -266,8 +267,10 @@ async fn draft_everything(stack: &Stack) {
 }
 
 #[tokio::test]
-async fn a_crash_after_ses_accepted_parks_the_lead_and_sends_no_second_email() {
-    let stack = deploy().await;
+async fn a_crash_after_ses_accepted_parks_the_lead_once_the_claim_is_stale_and_sends_no_second_email() {
+    let mut stack = deploy().await;
+    let clock = Arc::new(ManualClock::starting_at(chrono::Utc::now()));
+    stack.runtime.clock = clock.clone();
     let execution_id = stack.start(1).await;
     draft_everything(&stack).await;
     let sent = Arc::new(Notify::new());
@@ -282,15 +285,25 @@ async fn a_crash_after_ses_accepted_parks_the_lead_and_sends_no_second_email() {
     invocation.abort();
     assert_eq!(stack.emails().await.len(), 1);
 
-    // The message was never deleted: once its visibility timeout passes, SQS delivers it again.
+    // The message was never deleted: SQS delivers it again. While the claim is young a live
+    // worker may still own it, so the delivery waits instead of parking or sending.
+    mapping.release(&batch).await;
+    let early = mapping.poll(&stack.runtime.send_step()).await;
+    assert_eq!((early.received, early.failed), (1, 1), "retried later");
+    assert_eq!(stack.leads(&execution_id).await[0]["state"], "sending");
+
+    // Past the send timeout the worker is certainly gone: the next delivery parks the lead.
+    clock.advance(chrono::Duration::minutes(3));
     mapping.release(&batch).await;
     let redelivered = mapping.poll(&stack.runtime.send_step()).await;
 
-    assert_eq!(redelivered.received, 1);
+    assert_eq!((redelivered.received, redelivered.failed), (1, 0));
     assert_eq!(stack.emails().await.len(), 1, "no second email");
     let lead = &stack.leads(&execution_id).await[0];
     assert_eq!(lead["state"], "parked", "{lead}");
     assert!(lead["reason"].as_str().unwrap().contains("may or may not have left"));
+    let execution = stack.execution(&execution_id).await;
+    assert!(execution["needs_attention"][0].as_str().unwrap().contains("parked"), "the execution says so: {execution}");
 }
 
 #[tokio::test]
@@ -308,9 +321,14 @@ async fn two_workers_racing_on_one_send_message_send_one_email() {
     event.records.push(record);
     let (one, other) = (stack.runtime.send_step(), stack.runtime.send_step());
 
-    let (a, b) = tokio::join!(process_batch(event.clone(), &one, 5), process_batch(event, &other, 5));
+    let (a, b) = tokio::join!(process_batch(event.clone(), &one, 5), process_batch(event.clone(), &other, 5));
 
-    assert!(a.batch_item_failures.is_empty() && b.batch_item_failures.is_empty());
+    assert_eq!(stack.emails().await.len(), 1);
+    let waiting = a.batch_item_failures.len() + b.batch_item_failures.len();
+    assert!(waiting <= 1, "at most the loser waits for the live claim: {a:?} {b:?}");
+    // Delivered again once the winner recorded the send: done, nothing sent.
+    let again = process_batch(event, &stack.runtime.send_step(), 5).await;
+    assert!(again.batch_item_failures.is_empty());
     assert_eq!(stack.emails().await.len(), 1);
 }
 
@@ -344,17 +362,40 @@ async fn a_poison_message_ends_in_the_dead_letter_queue_and_its_lead_shows_faile
 }
 
 #[tokio::test]
-async fn a_secret_without_the_signing_key_switches_sending_off_and_fails_no_lead() {
-    let stack = deploy_with_secret(json!({"openai_api_key": ""})).await;
-    assert!(stack.runtime.signer.is_none());
+async fn a_secret_without_the_signing_key_pauses_the_execution_fails_no_lead_and_resume_sends_after_the_fix() {
+    let mut stack = deploy_with_secret(json!({"openai_api_key": ""})).await;
+    let secret_id = stack.runtime.settings.aws.secret_id.clone().unwrap();
+    let secrets = aws_sdk_secretsmanager::Client::new(&stack.config);
+    stack.runtime.unsubscribe_keys =
+        Arc::new(SecretUnsubscribeKeys::new(secrets.clone(), Some(secret_id.clone()), None).retrying_after(std::time::Duration::ZERO));
+    assert!(stack.runtime.unsubscribe_keys.signer().await.is_none());
     let execution_id = stack.start(1).await;
     draft_everything(&stack).await;
 
     let report = stack.mapping(&stack.queues.urls.send, &stack.queues.arns.send, 1).poll(&stack.runtime.send_step()).await;
 
-    assert_eq!((report.received, report.failed), (1, 1), "the message waits for the key, to be redriven once it is set");
+    assert_eq!((report.received, report.failed), (1, 0), "the message is done with: the lead waits held, not in the queue");
     assert!(stack.emails().await.is_empty(), "no email without a working unsubscribe link");
-    assert_eq!(stack.leads(&execution_id).await[0]["state"], "drafted");
+    let lead = &stack.leads(&execution_id).await[0];
+    assert_eq!((lead["state"].as_str(), lead["on_hold"].as_bool()), (Some("drafted"), Some(true)), "{lead}");
+    let execution = stack.execution(&execution_id).await;
+    assert_eq!(execution["state"], "paused");
+    assert!(execution["pause_reason"].as_str().unwrap().contains("unsubscribe signing key"), "{execution}");
+    assert!(execution["needs_attention"][0].as_str().unwrap().contains("resume"), "{execution}");
+
+    // The team adds the key to the secret and resumes: the warm function reads the key again.
+    let fixed = json!({"unsubscribe_signing_key": "test-only-signing-key", "openai_api_key": ""});
+    secrets.put_secret_value().secret_id(&secret_id).secret_string(fixed.to_string()).send().await.unwrap();
+    let (status, resumed) = stack
+        .api("api-get-execution.json", |event| {
+            at_path(event, &format!("/api/v1/executions/{execution_id}/resume"));
+            event["requestContext"]["http"]["method"] = json!("POST");
+        })
+        .await;
+    assert_eq!((status, resumed["requeued_leads"].as_u64()), (StatusCode::OK, Some(1)), "{resumed}");
+    stack.drain(&stack.runtime, 1).await;
+    assert_eq!(stack.emails().await.len(), 1);
+    assert_eq!(stack.leads(&execution_id).await[0]["state"], "sent");
 }
 
 #[tokio::test]

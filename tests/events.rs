@@ -7,8 +7,8 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use axum::http::StatusCode;
 use chrono::Duration;
 use http_body_util::BodyExt;
+use sales_agent::app::StepWorker;
 use sales_agent::lambda::{handle_scheduled, process_batch};
-use sales_agent::steps::StepWorker;
 use sales_agent_tests::TestApp;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -126,10 +126,10 @@ async fn the_scheduled_event_reads_replies_and_enqueues_due_follow_ups() {
     let tasks = app.runtime.scheduled_tasks();
 
     let early = handle_scheduled(&tasks).await.unwrap();
-    assert_eq!(early.follow_ups.enqueued, 0);
+    assert_eq!(early.sweep.follow_ups, 0);
     app.clock.advance(Duration::days(3));
     let due = handle_scheduled(&tasks).await.unwrap();
-    assert_eq!(due.follow_ups.enqueued, 1);
+    assert_eq!(due.sweep.follow_ups, 1);
     assert_eq!(due.replies.map(|r| r.read), Some(0));
     app.drain().await;
     assert_eq!(app.emails().len(), 2);

@@ -3,8 +3,8 @@
 //! leads and acted on; nothing on the server changes; reading the same mail again changes nothing.
 
 use chrono::Duration;
+use sales_agent::app::ScheduledReport;
 use sales_agent::domain::MailboxCursor;
-use sales_agent::steps::ScheduledReport;
 use sales_agent_tests::imap::TestMailbox;
 use sales_agent_tests::mail::{complaint, delivery_failure, first_message_id, lead, reply_to};
 use sales_agent_tests::{TestApp, agent_spec};

@@ -53,7 +53,7 @@ fn fixtures() -> (Agent, Lead, ResearchReport) {
         company_domain: Some("initech.example".into()),
         time_zone: None,
     };
-    let lead = Lead::new(ExecutionId::generate(), agent.id, contact, chrono::Utc::now());
+    let lead = Lead::new(ExecutionId::generate(), 0, agent.id, contact, chrono::Utc::now());
     let research = ResearchReport {
         company_domain: "initech.example".into(),
         summary: None,

@@ -7,9 +7,9 @@ use chrono::{Duration, TimeZone, Utc};
 use sales_agent::adapters::aws::DynamoStore;
 use sales_agent::adapters::embedded::{EmbeddedDb, EmbeddedStore};
 use sales_agent::domain::{
-    Agent, AgentId, AgentSpec, EmailAddress, EmailDraft, Execution, ExecutionCounters, ExecutionLogEntry, ExecutionState, Lead,
-    LeadContact, LeadEvent, LeadSourceKind, LeadStateKind, LogLevel, ResearchFact, ResearchReport, SendClaim, SentMessage, Suppression,
-    Timestamp,
+    Agent, AgentId, AgentSpec, EmailAddress, EmailDraft, Execution, ExecutionCommand, ExecutionCounters, ExecutionLogEntry, ExecutionState,
+    Lead, LeadContact, LeadEvent, LeadSourceKind, LeadStateKind, LogLevel, MarkerChange, ResearchFact, ResearchReport, SendClaim,
+    SentMessage, Suppression, Timestamp, Transition,
 };
 use sales_agent::ports::store::LeadQuery;
 use sales_agent::ports::{PageRequest, Store, StoreError};
@@ -37,15 +37,48 @@ fn contact(email: &str) -> LeadContact {
     }
 }
 
-/// An agent's execution with `count` leads, stored.
+/// An agent's execution with `count` leads, stored and running.
 async fn execution_with_leads(store: &dyn Store, count: usize, key: Option<&str>) -> (Execution, Vec<Lead>) {
     let agent = agent("Contract");
     store.create_agent(&agent).await.unwrap();
     let execution = Execution::new(agent.id, LeadSourceKind::Csv, count as u64, key.map(str::to_string), now());
     let leads: Vec<Lead> =
-        (0..count).map(|i| Lead::new(execution.id, agent.id, contact(&format!("lead{i}@initech.example")), now())).collect();
-    store.create_execution(&execution, &leads).await.unwrap();
-    (execution, leads)
+        (0..count).map(|i| Lead::new(execution.id, i, agent.id, contact(&format!("lead{i}@initech.example")), now())).collect();
+    store.create_execution(&execution).await.unwrap();
+    store.write_leads(&execution, &leads).await.unwrap();
+    let start = execution.commanded(ExecutionCommand::Start, now()).unwrap();
+    store.commit(&start).await.unwrap();
+    (start.next_execution().unwrap().clone(), leads)
+}
+
+/// Commits `event` on `lead` and returns the lead as stored.
+async fn advance(store: &dyn Store, lead: &Lead, event: LeadEvent) -> Lead {
+    let transition = lead.advanced(event, now()).unwrap();
+    store.commit(&transition).await.unwrap();
+    transition.next_lead().unwrap().clone()
+}
+
+fn researched() -> LeadEvent {
+    LeadEvent::ResearchCompleted { research_key: None, facts: 0, note: None }
+}
+
+fn drafted() -> LeadEvent {
+    LeadEvent::DraftReady { needs_approval: false, subject: "Hello".into(), drafted_by: "template".into(), usage: None }
+}
+
+fn claimed(id: &str) -> LeadEvent {
+    LeadEvent::SendClaimed(SendClaim { claim_id: id.into(), claimed_at: now() })
+}
+
+fn confirmed(lead: &Lead, claim: &str, next_due: Option<Timestamp>) -> LeadEvent {
+    let sent = SentMessage {
+        step: lead.step,
+        message_id: format!("{}.step{}@northwind.example", lead.id, lead.step),
+        provider_message_id: "provider-1".into(),
+        subject: "Hello".into(),
+        sent_at: now(),
+    };
+    LeadEvent::SendConfirmed { claim_id: claim.into(), sent, next_step_due_at: next_due }
 }
 
 async fn agents_are_created_once_listed_in_pages_updated_conditionally_and_deleted(store: Arc<dyn Store>) {
@@ -73,42 +106,39 @@ async fn agents_are_created_once_listed_in_pages_updated_conditionally_and_delet
     assert!(matches!(store.update_agent(&stored).await, Err(StoreError::NotFound)));
 }
 
-async fn an_execution_is_stored_with_all_its_leads_once_per_idempotency_key(store: Arc<dyn Store>) {
+async fn an_execution_is_created_once_per_idempotency_key_and_a_rewrite_of_its_leads_changes_nothing(store: Arc<dyn Store>) {
     // More leads than one BatchWriteItem takes.
     let (execution, leads) = execution_with_leads(store.as_ref(), 60, Some("import-1")).await;
     let again = Execution::new(execution.agent_id, LeadSourceKind::Csv, 1, Some("import-1".into()), now());
-    assert!(matches!(store.create_execution(&again, &[]).await, Err(StoreError::Conflict)));
+    assert!(matches!(store.create_execution(&again).await, Err(StoreError::Conflict)));
     assert_eq!(store.find_execution_by_idempotency_key(execution.agent_id, "import-1").await.unwrap().map(|e| e.id), Some(execution.id));
     assert!(store.find_execution_by_idempotency_key(execution.agent_id, "other").await.unwrap().is_none());
+    // A retried start writes the same leads again: nothing doubles.
+    store.write_leads(&execution, &leads).await.unwrap();
+    assert_eq!(store.execution_progress(execution.id).await.unwrap().count(LeadStateKind::Queued), 60);
 
-    assert_eq!(store.lead_counts(execution.id).await.unwrap().get(&LeadStateKind::Queued), Some(&60));
     let query = LeadQuery { execution_id: Some(execution.id), ..Default::default() };
     let first = store.list_leads(&query, &PageRequest::first(50)).await.unwrap();
     let second = store.list_leads(&query, &PageRequest { cursor: first.next_cursor.clone(), limit: 50 }).await.unwrap();
     assert_eq!((first.items.len(), second.items.len()), (50, 10));
-    let mut ids: Vec<_> = first.items.iter().chain(&second.items).map(|l| l.id).collect();
-    ids.sort();
-    let mut expected: Vec<_> = leads.iter().map(|l| l.id).collect();
-    expected.sort();
-    assert_eq!(ids, expected, "every lead once, across pages");
+    let ids: Vec<_> = first.items.iter().chain(&second.items).map(|l| l.id).collect();
+    assert_eq!(ids, leads.iter().map(|l| l.id).collect::<Vec<_>>(), "every lead once, across pages, in import order");
 
-    assert!(store.has_unfinished_executions(execution.agent_id).await.unwrap());
-    let running = store.update_execution(&Execution { state: ExecutionState::Running, ..execution.clone() }).await.unwrap();
-    assert_eq!(running.version, 1);
-    assert!(matches!(store.update_execution(&execution).await, Err(StoreError::Conflict)));
-    store.add_to_counters(execution.id, &ExecutionCounters { sent: 2, prompt_tokens: 100, ..Default::default() }).await.unwrap();
-    store.add_to_counters(execution.id, &ExecutionCounters::sent(1)).await.unwrap();
-    let stored = store.get_execution(execution.id).await.unwrap();
-    assert_eq!((stored.state, stored.counters.sent, stored.counters.prompt_tokens), (ExecutionState::Running, 3, 100));
-    let cancelled = store.update_execution(&Execution { state: ExecutionState::Cancelled, ..stored }).await.unwrap();
-    assert_eq!(cancelled.counters.sent, 3, "a state change keeps the counters");
-    assert!(!store.has_unfinished_executions(execution.agent_id).await.unwrap());
+    let unfinished = [ExecutionState::Created, ExecutionState::Running, ExecutionState::Paused];
+    assert!(store.has_executions_in(execution.agent_id, &unfinished).await.unwrap());
+    assert_eq!((execution.state, execution.version), (ExecutionState::Running, 1));
+    let stale = Execution { version: 0, ..execution.clone() }.commanded(ExecutionCommand::Pause, now()).unwrap();
+    assert!(matches!(store.commit(&stale).await, Err(StoreError::Conflict)), "a stale version is refused");
+    let cancel = execution.commanded(ExecutionCommand::Cancel, now()).unwrap();
+    store.commit(&cancel).await.unwrap();
+    assert_eq!(store.get_execution(execution.id).await.unwrap().state, ExecutionState::Cancelled);
+    assert!(!store.has_executions_in(execution.agent_id, &unfinished).await.unwrap());
 }
 
 async fn executions_are_listed_newest_first_per_agent_and_overall(store: Arc<dyn Store>) {
     let (older, _) = execution_with_leads(store.as_ref(), 1, None).await;
     let newer = Execution::new(older.agent_id, LeadSourceKind::Json, 0, None, now());
-    store.create_execution(&newer, &[]).await.unwrap();
+    store.create_execution(&newer).await.unwrap();
     let page = store.list_executions(Some(older.agent_id), &PageRequest::first(1)).await.unwrap();
     assert_eq!(page.items[0].id, newer.id);
     let next = store.list_executions(Some(older.agent_id), &PageRequest { cursor: page.next_cursor, limit: 1 }).await.unwrap();
@@ -118,14 +148,14 @@ async fn executions_are_listed_newest_first_per_agent_and_overall(store: Arc<dyn
     assert!(all.items.iter().position(|e| e.id == newer.id) < all.items.iter().position(|e| e.id == older.id));
 }
 
-async fn lead_writes_are_conditional_and_keep_the_counts_per_state(store: Arc<dyn Store>) {
+async fn a_commit_is_conditional_and_moves_state_counters_log_and_index_together(store: Arc<dyn Store>) {
     let (execution, leads) = execution_with_leads(store.as_ref(), 3, None).await;
-    let researched = leads[0].advanced(LeadEvent::ResearchCompleted, now()).unwrap();
-    let stored = store.update_lead(&researched).await.unwrap();
-    assert_eq!(stored.version, 1);
-    assert!(matches!(store.update_lead(&researched).await, Err(StoreError::Conflict)), "the same transition twice");
-    let counts = store.lead_counts(execution.id).await.unwrap();
-    assert_eq!((counts.get(&LeadStateKind::Queued), counts.get(&LeadStateKind::Researched)), (Some(&2), Some(&1)));
+    let research = leads[0].advanced(researched(), now()).unwrap();
+    store.commit(&research).await.unwrap();
+    assert_eq!(store.get_lead(leads[0].id).await.unwrap().version, 1);
+    assert!(matches!(store.commit(&research).await, Err(StoreError::Conflict)), "the same transition twice");
+    let progress = store.execution_progress(execution.id).await.unwrap();
+    assert_eq!((progress.count(LeadStateKind::Queued), progress.count(LeadStateKind::Researched)), (2, 1));
 
     let by_state = LeadQuery { execution_id: Some(execution.id), state: Some(LeadStateKind::Researched), ..Default::default() };
     assert_eq!(
@@ -137,46 +167,75 @@ async fn lead_writes_are_conditional_and_keep_the_counts_per_state(store: Arc<dy
     let by_email = LeadQuery { email: Some(EmailAddress::parse("LEAD1@initech.example").unwrap()), ..Default::default() };
     assert_eq!(store.list_leads(&by_email, &PageRequest::first(10)).await.unwrap().items[0].id, leads[1].id);
 
-    // Through a send, so the lead can be found by the Message-ID it was sent with.
-    let drafted = stored.advanced(LeadEvent::DraftReady { needs_approval: false }, now()).unwrap();
-    let drafted = store.update_lead(&drafted).await.unwrap();
-    let claim = SendClaim { claim_id: "claim-1".into(), claimed_at: now() };
-    let sending = store.update_lead(&drafted.advanced(LeadEvent::SendClaimed(claim), now()).unwrap()).await.unwrap();
-    let mut sent = sending.advanced(LeadEvent::SendConfirmed { claim_id: "claim-1".into(), more_steps: true }, now()).unwrap();
-    sent.sent_messages.push(SentMessage {
-        step: 0,
-        message_id: format!("{}.step0@northwind.example", sent.id),
-        provider_message_id: "provider-1".into(),
-        subject: "Hello".into(),
-        sent_at: now(),
-    });
-    sent.next_step_due_at = Some(now() + Duration::days(3));
-    store.update_lead(&sent).await.unwrap();
+    // Through a send: the claim takes the contact marker, the confirmation counts and indexes.
+    let drafted = advance(store.as_ref(), research.next_lead().unwrap(), drafted()).await;
+    let sending = advance(store.as_ref(), &drafted, claimed("claim-1")).await;
+    assert_eq!(store.contact_holder(execution.agent_id, &sending.contact.email).await.unwrap(), Some(sending.id));
+    let sent = advance(store.as_ref(), &sending, confirmed(&sending, "claim-1", Some(now() + Duration::days(3)))).await;
     let found = store.find_lead_by_message_id(&format!("{}.step0@northwind.example", sent.id)).await.unwrap();
     assert_eq!(found.map(|l| l.id), Some(sent.id));
     assert!(store.find_lead_by_message_id("unknown@northwind.example").await.unwrap().is_none());
-    let counts = store.lead_counts(execution.id).await.unwrap();
-    assert_eq!((counts.get(&LeadStateKind::Sent), counts.get(&LeadStateKind::Researched)), (Some(&1), None));
+    let progress = store.execution_progress(execution.id).await.unwrap();
+    assert_eq!((progress.count(LeadStateKind::Sent), progress.count(LeadStateKind::Researched), progress.counters.sent), (1, 0, 1));
+    let logged: Vec<String> =
+        store.list_logs(execution.id, &PageRequest::first(50)).await.unwrap().items.into_iter().map(|e| e.event).collect();
+    assert!(logged.contains(&"lead.researched".to_string()) && logged.contains(&"lead.sent".to_string()), "{logged:?}");
 
-    let held = Lead { on_hold: true, ..store.get_lead(leads[2].id).await.unwrap() };
-    store.update_lead(&held).await.unwrap();
-    assert_eq!(store.held_leads(execution.id, 10).await.unwrap().iter().map(|l| l.id).collect::<Vec<_>>(), [leads[2].id]);
-    let missing = Lead::new(execution.id, execution.agent_id, contact("ghost@initech.example"), now());
-    assert!(matches!(store.update_lead(&missing).await, Err(StoreError::NotFound)));
+    let held = advance(store.as_ref(), &store.get_lead(leads[2].id).await.unwrap(), LeadEvent::Hold).await;
+    assert_eq!(store.held_leads(execution.id, 10).await.unwrap().iter().map(|l| l.id).collect::<Vec<_>>(), [held.id]);
+    let missing = Lead::new(execution.id, 99, execution.agent_id, contact("ghost@initech.example"), now());
+    assert!(matches!(store.commit(&missing.advanced(researched(), now()).unwrap()).await, Err(StoreError::NotFound)));
 }
 
-async fn due_follow_ups_come_back_oldest_first_and_only_when_due(store: Arc<dyn Store>) {
+async fn a_refused_commit_writes_nothing_at_all(store: Arc<dyn Store>) {
+    let (execution, leads) = execution_with_leads(store.as_ref(), 2, None).await;
+    let logs_before = store.list_logs(execution.id, &PageRequest::first(100)).await.unwrap().items.len();
+    // Another lead of the same agent holds the marker for the address.
+    let mut twin = leads[1].clone();
+    twin.contact = leads[0].contact.clone();
+    let first = advance(store.as_ref(), &advance(store.as_ref(), &leads[0], researched()).await, drafted()).await;
+    let other = advance(store.as_ref(), &advance(store.as_ref(), &twin, researched()).await, drafted()).await;
+    advance(store.as_ref(), &first, claimed("first")).await;
+    let refused = other.advanced(claimed("second"), now()).unwrap();
+    assert!(matches!(store.commit(&refused).await, Err(StoreError::ContactHeld)));
+    assert_eq!(store.get_lead(other.id).await.unwrap().state.kind(), LeadStateKind::Drafted, "the claim was not written");
+
+    // A version conflict leaves the counters and the log alone too.
+    let stale = Lead { version: 0, ..other.clone() }.advanced(LeadEvent::Fail("x".into()), now()).unwrap();
+    assert!(matches!(store.commit(&stale).await, Err(StoreError::Conflict)));
+    let progress = store.execution_progress(execution.id).await.unwrap();
+    assert_eq!((progress.counters.failed, progress.count(LeadStateKind::Failed)), (0, 0));
+    let logs_after = store.list_logs(execution.id, &PageRequest::first(100)).await.unwrap().items.len();
+    assert_eq!(logs_after, logs_before + 4, "one entry per committed transition, none for the refused ones");
+
+    // A refused first email gives the marker back; a released claim keeps it.
+    let sending = store.get_lead(first.id).await.unwrap();
+    advance(store.as_ref(), &sending, LeadEvent::SendRefused { claim_id: "first".into(), why: "550".into() }).await;
+    assert_eq!(store.contact_holder(execution.agent_id, &first.contact.email).await.unwrap(), None);
+    advance(store.as_ref(), &other, claimed("second")).await;
+    assert_eq!(store.contact_holder(execution.agent_id, &first.contact.email).await.unwrap(), Some(other.id));
+}
+
+async fn leads_needing_attention_come_back_earliest_first_and_only_when_due(store: Arc<dyn Store>) {
     let (_, leads) = execution_with_leads(store.as_ref(), 3, None).await;
     for (lead, days) in leads.iter().zip([5, 2, 30]) {
-        let mut sent = lead.clone();
-        sent.state = sales_agent::domain::LeadState::Sent;
-        sent.next_step_due_at = Some(now() + Duration::days(days));
-        store.update_lead(&sent).await.unwrap();
+        let sending = advance(
+            store.as_ref(),
+            &advance(store.as_ref(), &advance(store.as_ref(), lead, researched()).await, drafted()).await,
+            claimed("c"),
+        )
+        .await;
+        advance(store.as_ref(), &sending, confirmed(&sending, "c", Some(now() + Duration::days(days)))).await;
     }
-    let due: Vec<_> = store.due_follow_ups(now() + Duration::days(6), 10).await.unwrap().into_iter().map(|l| l.id).collect();
+    let due: Vec<_> = store.leads_needing_attention(now() + Duration::days(6), 10).await.unwrap().into_iter().map(|l| l.id).collect();
     assert_eq!(due, [leads[1].id, leads[0].id]);
-    assert_eq!(store.due_follow_ups(now() + Duration::days(6), 1).await.unwrap().len(), 1);
-    assert!(store.due_follow_ups(now(), 10).await.unwrap().is_empty());
+    assert_eq!(store.leads_needing_attention(now() + Duration::days(6), 1).await.unwrap().len(), 1);
+    assert!(store.leads_needing_attention(now(), 10).await.unwrap().is_empty());
+    // A lead that waits for a worker comes up once its step's budget has passed.
+    let (_, queued) = execution_with_leads(store.as_ref(), 1, None).await;
+    let budget = sales_agent::domain::transition::STEP_BUDGET;
+    let waiting = store.leads_needing_attention(now() + budget, 500).await.unwrap();
+    assert!(waiting.iter().any(|l| l.id == queued[0].id));
 }
 
 async fn research_drafts_logs_and_suppressions_round_trip(store: Arc<dyn Store>) {
@@ -213,15 +272,19 @@ async fn research_drafts_logs_and_suppressions_round_trip(store: Arc<dyn Store>)
     store.append_logs(&entries[1..]).await.unwrap();
     let first = store.list_logs(execution.id, &PageRequest::first(20)).await.unwrap();
     let rest = store.list_logs(execution.id, &PageRequest { cursor: first.next_cursor.clone(), limit: 20 }).await.unwrap();
-    let messages: Vec<String> = first.items.iter().chain(&rest.items).map(|e| e.message.clone()).collect();
+    let messages: Vec<String> =
+        first.items.iter().chain(&rest.items).filter(|e| e.event == "test.entry").map(|e| e.message.clone()).collect();
     assert_eq!(messages, (0..30).map(|i| format!("entry {i:02}")).collect::<Vec<_>>(), "oldest first, every entry once");
 
     let address = EmailAddress::parse("ada@initech.example").unwrap();
     assert!(store.suppression_for(&address).await.unwrap().is_none());
-    store.suppress(&Suppression { entry: "ada@initech.example".into(), reason: "unsubscribed".into(), created_at: now() }).await.unwrap();
-    store.suppress(&Suppression { entry: "ada@initech.example".into(), reason: "manual".into(), created_at: now() }).await.unwrap();
+    let suppress = |entry: &str, reason: &str| {
+        Transition::markers(vec![MarkerChange::Suppress(Suppression { entry: entry.into(), reason: reason.into(), created_at: now() })])
+    };
+    store.commit(&suppress("ada@initech.example", "unsubscribed")).await.unwrap();
+    store.commit(&suppress("ada@initech.example", "manual")).await.unwrap();
     assert_eq!(store.suppression_for(&address).await.unwrap().map(|s| s.reason), Some("unsubscribed".into()), "the first reason is kept");
-    store.suppress(&Suppression { entry: "globex.example".into(), reason: "manual".into(), created_at: now() }).await.unwrap();
+    store.commit(&suppress("globex.example", "manual")).await.unwrap();
     assert!(
         store.suppression_for(&EmailAddress::parse("anyone@globex.example").unwrap()).await.unwrap().is_some(),
         "a domain covers its addresses"
@@ -267,13 +330,21 @@ async fn mailbox_cursors_are_replaced_per_folder_and_listed_with_counters_that_a
     let folders: Vec<String> = store.list_mailbox_cursors().await.unwrap().into_iter().map(|c| c.folder).collect();
     assert_eq!(folders, vec!["sales/INBOX".to_string(), "support/INBOX".to_string()]);
 
-    // The reply counters are atomic increments like the others.
-    let (execution, _) = execution_with_leads(store.as_ref(), 1, None).await;
+    // Counters of many leads add up, whichever shard each lead's transition lands on.
+    let (execution, leads) = execution_with_leads(store.as_ref(), 20, None).await;
     let delta = ExecutionCounters { complained: 1, soft_bounced: 2, auto_replied: 3, ..Default::default() };
-    store.add_to_counters(execution.id, &delta).await.unwrap();
-    store.add_to_counters(execution.id, &delta).await.unwrap();
-    let counters = store.get_execution(execution.id).await.unwrap().counters;
-    assert_eq!((counters.complained, counters.soft_bounced, counters.auto_replied), (2, 4, 6));
+    for lead in &leads {
+        let mut transition = lead.advanced(LeadEvent::Hold, now()).unwrap();
+        transition.counters = delta;
+        store.commit(&transition).await.unwrap();
+    }
+    let counters = store.execution_progress(execution.id).await.unwrap().counters;
+    assert_eq!((counters.complained, counters.soft_bounced, counters.auto_replied), (20, 40, 60));
+}
+
+async fn the_health_probe_writes(store: Arc<dyn Store>) {
+    store.probe(now()).await.unwrap();
+    store.probe(now() + Duration::seconds(1)).await.unwrap();
 }
 
 fn embedded() -> Arc<dyn Store> {
@@ -300,10 +371,12 @@ macro_rules! contract {
 
 contract!(
     agents_are_created_once_listed_in_pages_updated_conditionally_and_deleted,
-    an_execution_is_stored_with_all_its_leads_once_per_idempotency_key,
+    an_execution_is_created_once_per_idempotency_key_and_a_rewrite_of_its_leads_changes_nothing,
     executions_are_listed_newest_first_per_agent_and_overall,
-    lead_writes_are_conditional_and_keep_the_counts_per_state,
-    due_follow_ups_come_back_oldest_first_and_only_when_due,
+    a_commit_is_conditional_and_moves_state_counters_log_and_index_together,
+    a_refused_commit_writes_nothing_at_all,
+    leads_needing_attention_come_back_earliest_first_and_only_when_due,
+    the_health_probe_writes,
     research_drafts_logs_and_suppressions_round_trip,
     a_cursor_that_was_not_issued_is_refused,
     api_keys_are_stored_hashed_listed_and_revoked,

@@ -183,11 +183,20 @@ impl Settings {
                 return Err(ConfigError { name: "SALES_AGENT_BACKEND", why: format!("'{other}' is neither 'embedded' nor 'aws'") });
             }
         };
-        // Deployed APIs are on the internet; the local server listens on loopback by default.
+        // Deployed APIs are on the internet; the local server listens on loopback by default,
+        // and asks for keys as soon as it listens anywhere else.
         let auth_required = match var("SALES_AGENT_AUTH").as_deref() {
             Some("required") => true,
+            Some("off") if backend == Backend::Embedded && !bind.ip().is_loopback() => {
+                return Err(ConfigError {
+                    name: "SALES_AGENT_AUTH",
+                    why: format!(
+                        "'off' is refused while SALES_AGENT_BIND ({bind}) is not a loopback address: anyone who can reach it could drive campaigns"
+                    ),
+                });
+            }
             Some("off") => false,
-            None => backend == Backend::Aws,
+            None => backend == Backend::Aws || !bind.ip().is_loopback(),
             Some(other) => return Err(ConfigError { name: "SALES_AGENT_AUTH", why: format!("'{other}' is neither 'required' nor 'off'") }),
         };
         let research = match var("SALES_AGENT_RESEARCH").as_deref() {

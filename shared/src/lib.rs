@@ -7,6 +7,7 @@
 pub mod adapters;
 pub mod admin;
 pub mod api;
+pub mod app;
 pub mod config;
 pub mod domain;
 pub mod inbound;
@@ -14,5 +15,4 @@ pub mod lambda;
 pub mod local;
 pub mod ports;
 pub mod runtime;
-pub mod steps;
 pub mod telemetry;

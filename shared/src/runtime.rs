@@ -8,7 +8,7 @@ use anyhow::Context;
 use axum::Router;
 
 use crate::adapters::apollo::ApolloLeadSource;
-use crate::adapters::aws::{self, AgentSecrets, DynamoStore, QueueUrls, SesMailer, SqsQueue};
+use crate::adapters::aws::{self, AgentSecrets, DynamoStore, QueueUrls, SecretUnsubscribeKeys, SesMailer, SqsQueue};
 use crate::adapters::imap_inbox::{ImapInbox, ImapLimits, MailboxSettings};
 use crate::adapters::llm_drafter::LlmDrafter;
 use crate::adapters::search::{DuckDuckGo, Serper};
@@ -16,12 +16,10 @@ use crate::adapters::site_research::{NoResearch, SiteResearch, SiteResearchLimit
 use crate::adapters::template_drafter::TemplateDrafter;
 use crate::adapters::unconfigured::{NoLeadSources, UnconfiguredQueue};
 use crate::api::{self, ApiLimits, ApiServices};
+use crate::app::{DraftStep, ReplyProcessor, ResearchStep, ScheduledTasks, SendStep, StepPorts, Sweep, UnsubscribeSettings};
 use crate::config::{Backend, ResearchMode, SearchMode, Settings};
-use crate::domain::unsubscribe::UnsubscribeSigner;
 use crate::local::EmbeddedRuntime;
-use crate::ports::{Clock, Drafter, Inbox, LeadSource, Mailer, Queue, SearchProvider, Store, SystemClock, WebResearch};
-use crate::steps::follow_ups::FollowUpScheduler;
-use crate::steps::{DraftStep, ReplyProcessor, ResearchStep, ScheduledTasks, SendStep, StepPorts, UnsubscribeSettings};
+use crate::ports::{Clock, Drafter, Inbox, LeadSource, Mailer, Queue, SearchProvider, Store, SystemClock, UnsubscribeKeys, WebResearch};
 
 /// The ports of one running system. Fields are public so a test can swap one adapter (a failing
 /// mailer, say) and keep the rest real.
@@ -36,8 +34,9 @@ pub struct Runtime {
     pub mailer: Arc<dyn Mailer>,
     pub inbox: Option<Arc<dyn Inbox>>,
     pub lead_sources: Arc<dyn LeadSource>,
-    /// Signs unsubscribe links; without it nothing is sent, since every email must carry one.
-    pub signer: Option<UnsubscribeSigner>,
+    /// Signs unsubscribe links; while it has no key nothing is sent, since every email must
+    /// carry one.
+    pub unsubscribe_keys: Arc<dyn UnsubscribeKeys>,
 }
 
 /// The LLM drafter when a model is configured, else the agent's templates.
@@ -117,8 +116,9 @@ impl Runtime {
                 Arc::new(UnconfiguredQueue { missing })
             }
         };
+        let secrets_client = aws_sdk_secretsmanager::Client::new(config);
         let secrets = match &resources.secret_id {
-            Some(secret_id) => AgentSecrets::load(&aws_sdk_secretsmanager::Client::new(config), secret_id).await.unwrap_or_else(|error| {
+            Some(secret_id) => AgentSecrets::load(&secrets_client, secret_id).await.unwrap_or_else(|error| {
                 tracing::error!(error = %format!("{error:#}"), "the secret could not be read; every feature that needs a key is off");
                 AgentSecrets::default()
             }),
@@ -158,7 +158,7 @@ impl Runtime {
                 None
             }),
             lead_sources: lead_sources_for(&settings)?,
-            signer: secrets.unsubscribe_key().map(UnsubscribeSigner::new),
+            unsubscribe_keys: Arc::new(SecretUnsubscribeKeys::new(secrets_client, resources.secret_id.clone(), secrets.unsubscribe_key())),
             clock,
             settings,
         })
@@ -168,18 +168,30 @@ impl Runtime {
         StepPorts { store: self.store.clone(), queue: self.queue.clone(), clock: self.clock.clone() }
     }
 
+    /// The REST router as API Gateway serves it (and as tests call it in-process).
     pub fn router(&self) -> Router {
+        self.router_guarding_hosts(false)
+    }
+
+    /// The REST router as the local server serves it: without API keys it answers only
+    /// requests addressed to a loopback name (DNS rebinding).
+    pub fn local_server_router(&self) -> Router {
+        self.router_guarding_hosts(!self.settings.auth_required)
+    }
+
+    fn router_guarding_hosts(&self, loopback_hosts_only: bool) -> Router {
         api::router(ApiServices {
             store: self.store.clone(),
             queue: self.queue.clone(),
             clock: self.clock.clone(),
             lead_sources: self.lead_sources.clone(),
-            unsubscribe: self.signer.clone(),
+            unsubscribe: self.unsubscribe_keys.clone(),
             limits: ApiLimits {
                 max_body_bytes: self.settings.max_body_bytes,
                 max_leads_per_execution: self.settings.max_leads_per_execution,
             },
             auth_required: self.settings.auth_required,
+            loopback_hosts_only,
         })
     }
 
@@ -193,19 +205,16 @@ impl Runtime {
 
     pub fn send_step(&self) -> SendStep {
         let unsubscribe =
-            self.signer.clone().map(|signer| UnsubscribeSettings { signer, public_base_url: self.settings.public_base_url.clone() });
+            UnsubscribeSettings { keys: self.unsubscribe_keys.clone(), public_base_url: self.settings.public_base_url.clone() };
         SendStep::new(self.step_ports(), self.mailer.clone(), unsubscribe)
     }
 
     pub fn scheduled_tasks(&self) -> ScheduledTasks {
         ScheduledTasks {
-            replies: self
-                .inbox
-                .clone()
-                .map(|inbox| ReplyProcessor::new(self.store.clone(), inbox, self.clock.clone(), self.settings.reply_lookback_days)),
-            follow_ups: FollowUpScheduler::new(self.step_ports()),
+            replies: self.inbox.clone().map(|inbox| ReplyProcessor::new(self.step_ports(), inbox, self.settings.reply_lookback_days)),
+            sweep: Sweep::new(self.step_ports()),
             reply_batch: self.settings.reply_batch,
-            follow_up_batch: 500,
+            sweep_batch: 500,
         }
     }
 }

@@ -61,11 +61,12 @@ async fn phases(name: &str, runtime: &Runtime) {
                 company_domain: None,
                 time_zone: None,
             };
-            Lead::new(execution.id, agent_id, contact, now)
+            Lead::new(execution.id, i, agent_id, contact, now)
         })
         .collect();
     let started = Instant::now();
-    runtime.store.create_execution(&execution, &batch).await.unwrap();
+    runtime.store.create_execution(&execution).await.unwrap();
+    runtime.store.write_leads(&execution, &batch).await.unwrap();
     let written = started.elapsed();
     // A thousand step messages: the most a start enqueues directly, the rest goes as fan-out.
     let messages: Vec<StepMessage> =

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use sales_agent::app::StepWorker;
 use sales_agent::lambda::process_batch;
-use sales_agent::steps::StepWorker;
 
 pub struct EventSourceMapping {
     pub client: aws_sdk_sqs::Client,

@@ -92,6 +92,9 @@ pub fn user_prompt(request: &DraftRequest<'_>) -> String {
 enum Attempt {
     Retry(String),
     Stop(String),
+    /// The key was refused, the account has no access, or the model does not exist: every
+    /// draft would fail the same way until the setting is fixed.
+    Misconfigured(String),
 }
 
 fn classify(error: OpenAIError) -> Attempt {
@@ -99,7 +102,11 @@ fn classify(error: OpenAIError) -> Attempt {
         OpenAIError::ApiError(api) => {
             let status = api.status_code.as_u16();
             let message = format!("{status} {}", api.api_error.message);
-            if status == 429 || status == 408 || status >= 500 { Attempt::Retry(message) } else { Attempt::Stop(message) }
+            match status {
+                429 | 408 | 500.. => Attempt::Retry(message),
+                401 | 403 | 404 => Attempt::Misconfigured(message),
+                _ => Attempt::Stop(message),
+            }
         }
         OpenAIError::Reqwest(e) if e.is_timeout() => Attempt::Retry("the model did not answer in time".into()),
         OpenAIError::Reqwest(e) => Attempt::Retry(format!("could not reach the model: {e}")),
@@ -166,6 +173,7 @@ impl Drafter for LlmDrafter {
                         continue;
                     }
                     Attempt::Stop(why) => return Err(DraftError::Rejected(format!("the model refused the request: {why}"))),
+                    Attempt::Misconfigured(why) => return Err(DraftError::Configuration(why)),
                 },
             };
             let latency_ms = started.elapsed().as_millis() as u64;

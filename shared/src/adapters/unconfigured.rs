@@ -25,4 +25,8 @@ impl crate::ports::Queue for UnconfiguredQueue {
     async fn send(&self, _queue: crate::ports::StepQueue, _bodies: Vec<String>) -> Result<(), crate::ports::QueueError> {
         Err(crate::ports::QueueError::Unavailable(format!("{} is not set", self.missing)))
     }
+
+    async fn backlog(&self, _queue: crate::ports::StepQueue) -> Result<u64, crate::ports::QueueError> {
+        Err(crate::ports::QueueError::Unavailable(format!("{} is not set", self.missing)))
+    }
 }

@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use super::AppState;
 use super::extract::{JsonBody, Params, path_id};
 use super::problem::Problem;
-use crate::domain::{Agent, AgentId, AgentSpec};
+use crate::domain::{Agent, AgentId, AgentSpec, ExecutionState};
 use crate::ports::{Page, StoreError};
 
 pub async fn create(
@@ -53,7 +53,8 @@ pub async fn replace(
 
 pub async fn delete(State(app): State<AppState>, Path(agent_id): Path<String>) -> Result<StatusCode, Problem> {
     let agent = load(&app, &agent_id).await?;
-    if app.services.store.has_unfinished_executions(agent.id).await? {
+    let unfinished = [ExecutionState::Created, ExecutionState::Running, ExecutionState::Paused];
+    if app.services.store.has_executions_in(agent.id, &unfinished).await? {
         return Err(Problem::conflict("the agent has executions that have not finished; cancel them first"));
     }
     app.services.store.delete_agent(agent.id).await?;

@@ -5,34 +5,60 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::AppState;
 use super::agents;
 use super::extract::{Body, Params, parse_json, path_id};
 use super::lead_import::{self, DuplicateRow, ImportedLeads, LeadInput};
 use super::problem::Problem;
-use crate::domain::{Execution, ExecutionId, ExecutionLogEntry, FieldIssue, Lead, LeadSourceKind, LeadStateKind};
+use crate::app::control::{ControlError, Sweeping};
+use crate::app::start::{StartError, StartExecution, StartOutcome};
+use crate::domain::{Execution, ExecutionCounters, ExecutionId, ExecutionLogEntry, FieldIssue, Lead, LeadSourceKind, LeadStateKind};
 use crate::ports::store::LeadQuery;
-use crate::ports::{FanOutMessage, LeadSourceError, LeadSourceSpec, Page, SourcedLeads, StepMessage, StepQueue, StoreError};
-use crate::steps::control::ControlError;
+use crate::ports::{LeadSourceError, LeadSourceSpec, Page, SourcedLeads, StoreError};
 
-/// An execution with how many of its leads are in each state.
+/// An execution with its counters, how many of its leads are in each state, and what needs a
+/// person's attention.
 #[derive(Debug, Serialize)]
 pub struct ExecutionView {
     #[serde(flatten)]
     pub execution: Execution,
+    pub counters: ExecutionCounters,
     pub lead_counts: BTreeMap<&'static str, u64>,
     pub response_rate: f64,
+    /// What keeps the execution from finishing on its own, in words.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub needs_attention: Vec<String>,
 }
 
-async fn view(app: &AppState, execution: Execution) -> Result<ExecutionView, Problem> {
-    let counts = app.services.store.lead_counts(execution.id).await?;
-    let lead_counts =
-        LeadStateKind::ALL.into_iter().map(|k| (k.as_str(), counts.get(&k).copied().unwrap_or(0))).filter(|(_, n)| *n > 0).collect();
-    let response_rate = execution.counters.response_rate();
-    Ok(ExecutionView { execution, lead_counts, response_rate })
+pub(crate) async fn view(app: &AppState, execution: Execution) -> Result<ExecutionView, Problem> {
+    let progress = app.services.store.execution_progress(execution.id).await?;
+    let lead_counts = LeadStateKind::ALL.into_iter().map(|k| (k.as_str(), progress.count(k))).filter(|(_, n)| *n > 0).collect();
+    let mut needs_attention = Vec::new();
+    if let Some(reason) = &execution.pause_reason {
+        needs_attention.push(format!("paused by itself: {reason}; fix it, then POST /api/v1/executions/{}/resume", execution.id));
+    }
+    match progress.count(LeadStateKind::Parked) {
+        0 => {}
+        parked => needs_attention.push(format!(
+            "{parked} lead(s) parked: a send's outcome is unknown; check the provider, then POST /api/v1/leads/{{id}}/resolve \
+             (GET /api/v1/executions/{}/leads?state=parked lists them)",
+            execution.id
+        )),
+    }
+    if let awaiting @ 1.. = progress.count(LeadStateKind::AwaitingApproval) {
+        needs_attention.push(format!("{awaiting} draft(s) await approval"));
+    }
+    Ok(ExecutionView {
+        response_rate: progress.counters.response_rate(),
+        counters: progress.counters,
+        execution,
+        lead_counts,
+        needs_attention,
+    })
 }
 
 pub(crate) async fn load(app: &AppState, raw_id: &str) -> Result<Execution, Problem> {
@@ -130,17 +156,40 @@ async fn import(
     }
 }
 
+/// A digest of everything that defines a start request: an Idempotency-Key is bound to it.
+fn fingerprint(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> String {
+    let mut digest = Sha256::new();
+    digest.update(uri.path().as_bytes());
+    digest.update([0]);
+    digest.update(uri.query().unwrap_or_default().as_bytes());
+    digest.update([0]);
+    digest.update(headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes()).unwrap_or_default());
+    digest.update([0]);
+    digest.update(body);
+    format!("{:x}", digest.finalize())
+}
+
+fn start_problem(error: StartError) -> Problem {
+    match error {
+        StartError::KeyReused => Problem::invalid_field("Idempotency-Key", error.to_string()),
+        StartError::Unavailable(why) => Problem::unavailable(why),
+    }
+}
+
 pub async fn start(
     State(app): State<AppState>,
     Path(agent_id): Path<String>,
     params: Params,
+    uri: Uri,
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<(StatusCode, HeaderMap, Json<StartResponse>), Problem> {
     let agent = agents::load(&app, &agent_id).await?;
     let key = idempotency_key(&headers)?;
+    let fingerprint = fingerprint(&uri, &headers, &body);
+    let starter = StartExecution { ports: &app.ports };
     if let Some(key) = &key
-        && let Some(existing) = app.services.store.find_execution_by_idempotency_key(agent.id, key).await?
+        && let Some(existing) = starter.replayable(agent.id, key, &fingerprint).await.map_err(start_problem)?
     {
         return replay(&app, existing).await;
     }
@@ -155,38 +204,18 @@ pub async fn start(
             imported.rejected
         }));
     }
-
-    let now = app.services.clock.now();
-    let execution = Execution::new(agent.id, source, imported.contacts.len() as u64, key.clone(), now);
-    let leads: Vec<Lead> = imported.contacts.into_iter().map(|contact| Lead::new(execution.id, agent.id, contact, now)).collect();
-    match app.services.store.create_execution(&execution, &leads).await {
-        Ok(()) => {}
-        // Two requests with one idempotency key raced; the other one won.
-        Err(StoreError::Conflict) if key.is_some() => {
-            if let Some(existing) =
-                app.services.store.find_execution_by_idempotency_key(agent.id, key.as_deref().unwrap_or_default()).await?
-            {
-                return replay(&app, existing).await;
-            }
-            return Err(Problem::conflict("the execution could not be created; retry"));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    if let Err(error) = enqueue_research(&app, &execution, &leads).await {
-        tracing::error!(%error, execution_id = %execution.id, "enqueueing the leads failed; the execution is marked failed");
-        if let Ok(failed) = execution.commanded(crate::domain::execution::ExecutionCommand::Fail, app.services.clock.now()) {
-            let failed = Execution { failure_reason: Some(format!("the leads could not be enqueued: {error}")), ..failed };
-            let _ = app.services.store.update_execution(&failed).await;
-        }
-        return Err(Problem::unavailable("the leads could not be enqueued; the execution was marked failed, start it again"));
-    }
-    let started = app.control.start(execution.id).await.map_err(control_problem)?;
+    let accepted = imported.contacts.len();
+    let request = crate::app::start::StartRequest { agent, source, contacts: imported.contacts, idempotency_key: key, fingerprint };
+    let started = match starter.start(request).await.map_err(start_problem)? {
+        StartOutcome::Started(execution) => execution,
+        StartOutcome::Replayed(execution) => return replay(&app, execution).await,
+    };
     let mut response_headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/executions/{}", started.id)) {
         response_headers.insert(header::LOCATION, location);
     }
     let response = StartResponse {
-        accepted: leads.len(),
+        accepted,
         execution: view(&app, started).await?,
         duplicates: imported.duplicates,
         rejected: imported.rejected,
@@ -195,27 +224,6 @@ pub async fn start(
         lead_source: imported.sourced,
     };
     Ok((StatusCode::CREATED, response_headers, Json(response)))
-}
-
-/// Executions up to this size get one research message per lead straight away.
-const DIRECT_ENQUEUE_LIMIT: usize = 1_000;
-/// Larger ones get one fan-out message per this many leads, expanded by the research worker.
-const FAN_OUT_CHUNK: usize = 500;
-
-/// One research message per lead; for a large start the API sends fan-out messages instead, so
-/// the request stays short whatever the number of leads.
-async fn enqueue_research(app: &AppState, execution: &Execution, leads: &[Lead]) -> Result<(), crate::ports::QueueError> {
-    let queue = &app.services.queue;
-    if leads.len() <= DIRECT_ENQUEUE_LIMIT {
-        let messages: Vec<StepMessage> =
-            leads.iter().map(|lead| StepMessage { execution_id: execution.id, lead_id: lead.id, step: 0 }).collect();
-        return queue.enqueue(StepQueue::Research, &messages).await;
-    }
-    let fan_outs: Vec<FanOutMessage> = leads
-        .chunks(FAN_OUT_CHUNK)
-        .map(|chunk| FanOutMessage { execution_id: execution.id, step: 0, fan_out: chunk.iter().map(|lead| lead.id).collect() })
-        .collect();
-    queue.enqueue_fan_out(StepQueue::Research, &fan_outs).await
 }
 
 async fn replay(app: &AppState, existing: Execution) -> Result<(StatusCode, HeaderMap, Json<StartResponse>), Problem> {
@@ -279,22 +287,37 @@ pub async fn pause(State(app): State<AppState>, Path(execution_id): Path<String>
 }
 
 #[derive(Serialize)]
-pub struct ResumeResponse {
+pub struct ControlResponse {
     #[serde(flatten)]
     execution: ExecutionView,
-    requeued_leads: u64,
+    /// Held leads enqueued again by this request (resume).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requeued_leads: Option<u64>,
+    /// Leads skipped by this request (cancel).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skipped_leads: Option<u64>,
+    /// Whether the rest of the leads are being handled in the background.
+    continues_in_background: bool,
 }
 
-pub async fn resume(State(app): State<AppState>, Path(execution_id): Path<String>) -> Result<Json<ResumeResponse>, Problem> {
-    let execution = load(&app, &execution_id).await?;
-    let (resumed, requeued_leads) = app.control.resume(execution.id).await.map_err(control_problem)?;
-    Ok(Json(ResumeResponse { execution: view(&app, resumed).await?, requeued_leads }))
+impl ControlResponse {
+    async fn of(app: &AppState, execution: Execution, sweeping: Sweeping, resumed: bool) -> Result<Self, Problem> {
+        let (requeued_leads, skipped_leads) = if resumed { (Some(sweeping.leads), None) } else { (None, Some(sweeping.leads)) };
+        let execution = view(app, execution).await?;
+        Ok(Self { execution, requeued_leads, skipped_leads, continues_in_background: sweeping.continues_in_background })
+    }
 }
 
-pub async fn cancel(State(app): State<AppState>, Path(execution_id): Path<String>) -> Result<Json<ExecutionView>, Problem> {
+pub async fn resume(State(app): State<AppState>, Path(execution_id): Path<String>) -> Result<Json<ControlResponse>, Problem> {
     let execution = load(&app, &execution_id).await?;
-    let cancelled = app.control.cancel(execution.id).await.map_err(control_problem)?;
-    Ok(Json(view(&app, cancelled).await?))
+    let (resumed, requeued) = app.control.resume(execution.id).await.map_err(control_problem)?;
+    Ok(Json(ControlResponse::of(&app, resumed, requeued, true).await?))
+}
+
+pub async fn cancel(State(app): State<AppState>, Path(execution_id): Path<String>) -> Result<Json<ControlResponse>, Problem> {
+    let execution = load(&app, &execution_id).await?;
+    let (cancelled, skipped) = app.control.cancel(execution.id).await.map_err(control_problem)?;
+    Ok(Json(ControlResponse::of(&app, cancelled, skipped, false).await?))
 }
 
 pub async fn logs(

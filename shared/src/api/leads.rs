@@ -1,4 +1,5 @@
-//! Leads across executions, and the approval of drafts that wait for a reviewer.
+//! Leads across executions, the approval of drafts that wait for a reviewer, and the
+//! resolution of parked sends.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -8,9 +9,10 @@ use super::AppState;
 use super::executions::state_filter;
 use super::extract::{Body, Params, parse_json, path_id};
 use super::problem::Problem;
-use crate::domain::{EmailAddress, EmailDraft, Lead, LeadEvent, LeadId, LeadStateKind, ResearchReport};
+use crate::app::review::{DraftEdits, ParkedDecision, Review, ReviewError};
+use crate::domain::{EmailAddress, EmailDraft, Lead, LeadId, ResearchReport};
 use crate::ports::store::LeadQuery;
-use crate::ports::{Page, StepMessage, StepQueue, StoreError};
+use crate::ports::{Page, StoreError};
 
 /// A lead with the draft of its current step and what research found about its company.
 #[derive(Serialize)]
@@ -68,45 +70,62 @@ struct Approval {
     body: Option<String>,
 }
 
-fn awaiting_approval(lead: &Lead) -> Result<(), Problem> {
-    if lead.state.kind() == LeadStateKind::AwaitingApproval {
-        Ok(())
-    } else {
-        Err(Problem::conflict(format!("the lead is {}, not awaiting approval", lead.state.kind())))
+fn review_problem(error: ReviewError) -> Problem {
+    match error {
+        ReviewError::NotFound => Problem::not_found("no lead with this id"),
+        ReviewError::WrongState(why) => Problem::conflict(why),
+        ReviewError::Unavailable(why) => Problem::unavailable(why),
     }
 }
 
 /// Approves the current draft, optionally edited, and sends it on its way.
 pub async fn approve(State(app): State<AppState>, Path(lead_id): Path<String>, Body(body): Body) -> Result<Json<Lead>, Problem> {
     let lead = load(&app, &lead_id).await?;
-    awaiting_approval(&lead)?;
     let approval: Approval = if body.iter().all(u8::is_ascii_whitespace) { Approval::default() } else { parse_json(&body)? };
-    let store = &app.services.store;
-    if approval.subject.is_some() || approval.body.is_some() {
-        let mut draft = store.get_draft(lead.id, lead.step).await?.ok_or_else(|| Problem::conflict("the lead has no draft to approve"))?;
-        if let Some(subject) = approval.subject.filter(|s| !s.trim().is_empty()) {
-            draft.subject = subject;
-        }
-        if let Some(text) = approval.body.filter(|s| !s.trim().is_empty()) {
-            draft.body = text;
-        }
-        draft.drafted_by = format!("{} (edited by reviewer)", draft.drafted_by.trim_end_matches(" (edited by reviewer)"));
-        store.put_draft(&draft).await?;
-    }
-    let approved = lead.advanced(LeadEvent::DraftApproved, app.services.clock.now()).map_err(|e| Problem::conflict(e.to_string()))?;
-    let stored = store.update_lead(&approved).await?;
-    let message = StepMessage { execution_id: stored.execution_id, lead_id: stored.id, step: stored.step };
-    app.services.queue.enqueue(StepQueue::Send, &[message]).await.map_err(|e| Problem::unavailable(e.to_string()))?;
-    Ok(Json(stored))
+    let edits = DraftEdits { subject: approval.subject, body: approval.body };
+    Ok(Json(Review { ports: &app.ports }.approve(lead.id, edits).await.map_err(review_problem)?))
 }
 
 pub async fn reject(State(app): State<AppState>, Path(lead_id): Path<String>) -> Result<Json<Lead>, Problem> {
     let lead = load(&app, &lead_id).await?;
-    awaiting_approval(&lead)?;
-    let rejected = lead.advanced(LeadEvent::DraftRejected, app.services.clock.now()).map_err(|e| Problem::conflict(e.to_string()))?;
-    let stored = app.services.store.update_lead(&rejected).await?;
-    crate::steps::progress::complete_if_finished(app.services.store.as_ref(), app.services.clock.as_ref(), stored.execution_id)
-        .await
-        .map_err(|e| Problem::unavailable(e.0))?;
-    Ok(Json(stored))
+    Ok(Json(Review { ports: &app.ports }.reject(lead.id).await.map_err(review_problem)?))
+}
+
+/// A person's decision about a parked send.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Resolve {
+    /// `sent` (the email left) or `send_again` (it did not).
+    resolution: String,
+    /// With `sent`: the provider's id of the email, if known (the SES message id, say).
+    #[serde(default)]
+    provider_message_id: Option<String>,
+    /// With `sent`: the Message-ID recipients saw, when it is not ours (SES's own, say).
+    #[serde(default)]
+    message_id: Option<String>,
+}
+
+/// Resolves a parked lead: `{"resolution": "sent"}` records the email as sent (it counts, its
+/// replies match, its next step is scheduled); `{"resolution": "send_again"}` sends it again.
+pub async fn resolve(State(app): State<AppState>, Path(lead_id): Path<String>, Body(body): Body) -> Result<Json<Lead>, Problem> {
+    let lead = load(&app, &lead_id).await?;
+    let request: Resolve = parse_json(&body)?;
+    let clean = |value: Option<String>, field: &str| -> Result<Option<String>, Problem> {
+        match value.map(|v| v.trim().trim_matches(['<', '>']).to_string()) {
+            Some(v) if v.is_empty() || v.len() > 500 || v.chars().any(char::is_whitespace) => {
+                Err(Problem::invalid_field(field, "must be 1 to 500 characters without spaces"))
+            }
+            other => Ok(other),
+        }
+    };
+    let decision = match request.resolution.as_str() {
+        "sent" => ParkedDecision::Sent {
+            provider_message_id: clean(request.provider_message_id, "provider_message_id")?,
+            message_id: clean(request.message_id, "message_id")?,
+        },
+        "send_again" if request.provider_message_id.is_none() && request.message_id.is_none() => ParkedDecision::SendAgain,
+        "send_again" => return Err(Problem::invalid_field("provider_message_id", "only goes with the resolution 'sent'")),
+        other => return Err(Problem::invalid_field("resolution", format!("'{other}' is neither 'sent' nor 'send_again'"))),
+    };
+    Ok(Json(Review { ports: &app.ports }.resolve(lead.id, decision).await.map_err(review_problem)?))
 }

@@ -6,6 +6,7 @@ pub mod api_keys;
 mod auth;
 mod executions;
 pub mod extract;
+mod host_guard;
 pub mod lead_import;
 mod leads;
 pub mod problem;
@@ -19,9 +20,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use serde_json::json;
 
-use crate::domain::unsubscribe::UnsubscribeSigner;
-use crate::ports::{Clock, LeadSource, Queue, Store};
-use crate::steps::{ExecutionControl, StepPorts};
+use crate::app::{ExecutionControl, StepPorts};
+use crate::ports::{Clock, LeadSource, Queue, Store, UnsubscribeKeys};
 use problem::Problem;
 
 /// What the API needs, built once at start-up.
@@ -30,11 +30,14 @@ pub struct ApiServices {
     pub queue: Arc<dyn Queue>,
     pub clock: Arc<dyn Clock>,
     pub lead_sources: Arc<dyn LeadSource>,
-    /// Verifies unsubscribe tokens; without it every token is refused.
-    pub unsubscribe: Option<UnsubscribeSigner>,
+    /// Verifies unsubscribe tokens; while it has no key the unsubscribe endpoint answers 503.
+    pub unsubscribe: Arc<dyn UnsubscribeKeys>,
     pub limits: ApiLimits,
     /// Whether `/api/v1` requires `Authorization: Bearer <key>`.
     pub auth_required: bool,
+    /// Refuse requests whose `Host` is not a loopback name: a local server without API keys must
+    /// not answer a web page that rebound its own domain to 127.0.0.1.
+    pub loopback_hosts_only: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -54,6 +57,8 @@ pub struct AppState(Arc<AppInner>);
 
 pub struct AppInner {
     pub services: ApiServices,
+    /// The ports the use cases run on.
+    pub ports: StepPorts,
     pub control: ExecutionControl,
 }
 
@@ -67,7 +72,7 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub fn new(services: ApiServices) -> Self {
         let ports = StepPorts { store: services.store.clone(), queue: services.queue.clone(), clock: services.clock.clone() };
-        Self(Arc::new(AppInner { control: ExecutionControl::new(ports), services }))
+        Self(Arc::new(AppInner { control: ExecutionControl::new(ports.clone()), ports, services }))
     }
 }
 
@@ -89,6 +94,7 @@ pub fn router(services: ApiServices) -> Router {
         .route("/leads/{lead_id}", get(leads::get))
         .route("/leads/{lead_id}/approve", post(leads::approve))
         .route("/leads/{lead_id}/reject", post(leads::reject))
+        .route("/leads/{lead_id}/resolve", post(leads::resolve))
         .route("/stats/overview", get(stats::overview))
         .route("/mailboxes", get(stats::mailboxes))
         .route("/api-keys", get(api_keys::list).post(api_keys::create))
@@ -101,11 +107,20 @@ pub fn router(services: ApiServices) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), host_guard::loopback_hosts_only))
         .with_state(state)
 }
 
-async fn health() -> axum::Json<serde_json::Value> {
-    axum::Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+/// Healthy only when the store can be written: a monitor must not be told "ok" while every
+/// transition would fail.
+async fn health(axum::extract::State(app): axum::extract::State<AppState>) -> Result<axum::Json<serde_json::Value>, Problem> {
+    match app.services.store.probe(app.services.clock.now()).await {
+        Ok(()) => Ok(axum::Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))),
+        Err(error) => {
+            tracing::error!(%error, "the health probe could not write to the store");
+            Err(Problem::unavailable("the store cannot be written"))
+        }
+    }
 }
 
 async fn not_found(uri: axum::http::Uri) -> Problem {

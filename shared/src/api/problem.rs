@@ -84,6 +84,11 @@ impl Problem {
         )
     }
 
+    /// 421: the request reached a server that will not answer for the name it was sent to.
+    pub fn misdirected(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::MISDIRECTED_REQUEST, "urn:sales-agent:problem:misdirected", "Misdirected request", detail)
+    }
+
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "urn:sales-agent:problem:unavailable", "Temporarily unavailable", detail)
     }
@@ -108,6 +113,7 @@ impl From<StoreError> for Problem {
         match error {
             StoreError::NotFound => Problem::not_found("the resource does not exist"),
             StoreError::Conflict => Problem::conflict("the resource was changed by another request; read it again and retry"),
+            StoreError::ContactHeld => Problem::conflict("another lead of this agent already contacted the address"),
             StoreError::InvalidCursor => {
                 Problem::invalid_field("cursor", "is not a cursor this API issued; pass next_cursor from the previous page")
             }

@@ -82,8 +82,9 @@ pub async fn overview(State(app): State<AppState>) -> Result<Json<Overview>, Pro
     loop {
         let executions = store.list_executions(None, &page).await?;
         for execution in &executions.items {
-            overall.add(execution.lead_count, &execution.counters);
-            per_agent.entry(execution.agent_id).or_default().add(execution.lead_count, &execution.counters);
+            let counters = store.execution_progress(execution.id).await?.counters;
+            overall.add(execution.lead_count, &counters);
+            per_agent.entry(execution.agent_id).or_default().add(execution.lead_count, &counters);
         }
         match executions.next_cursor {
             Some(cursor) => page.cursor = Some(cursor),

@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{AgentId, ExecutionId, Timestamp};
+use super::transition::{ExecutionChange, Transition};
+use super::{AgentId, ExecutionId, ExecutionLogEntry, LogLevel, Timestamp};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -32,14 +33,15 @@ impl ExecutionState {
         matches!(self, Self::Completed | Self::Cancelled | Self::Failed)
     }
 
-    /// Whether workers may advance this execution's leads. `created` counts: messages are
-    /// enqueued just before the execution is marked running.
+    /// Whether workers may advance this execution's leads. A `created` execution's leads wait:
+    /// its start releases them (marks it running) only once every lead is written.
     pub fn lets_leads_advance(self) -> bool {
-        matches!(self, Self::Created | Self::Running)
+        self == Self::Running
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ExecutionCommand {
     Start,
     Pause,
@@ -161,6 +163,15 @@ impl ExecutionCounters {
         Self { sent: n, ..Self::default() }
     }
 
+    pub fn plus(&self, other: &Self) -> Self {
+        let (a, b) = (self.values(), other.values());
+        Self::from_values(std::array::from_fn(|i| a[i] + b[i]))
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.values().iter().all(|v| *v == 0)
+    }
+
     pub fn response_rate(&self) -> f64 {
         if self.sent == 0 { 0.0 } else { self.replied as f64 / self.sent as f64 }
     }
@@ -176,10 +187,19 @@ pub struct Execution {
     /// A client-chosen key that makes starting an execution safe to retry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
-    #[serde(default)]
-    pub counters: ExecutionCounters,
+    /// A digest of the request that started the execution: the same key with another request
+    /// is refused instead of silently answering with this execution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_fingerprint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
+    /// Whether the start enqueued the leads' research messages (a start whose enqueue failed is
+    /// finished by the retry with the same Idempotency-Key, or by the sweep).
+    #[serde(default)]
+    pub leads_enqueued: bool,
+    /// Why the execution paused by itself (a configuration fault); cleared by resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_reason: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -196,8 +216,10 @@ impl Execution {
             lead_source,
             lead_count,
             idempotency_key,
-            counters: ExecutionCounters::default(),
+            request_fingerprint: None,
+            leads_enqueued: false,
             failure_reason: None,
+            pause_reason: None,
             created_at: now,
             updated_at: now,
             finished_at: None,
@@ -205,15 +227,53 @@ impl Execution {
         }
     }
 
-    pub fn commanded(&self, command: ExecutionCommand, now: Timestamp) -> Result<Execution, InvalidExecutionTransition> {
+    /// The transition `command` implies: the next execution (conditional on this version) and
+    /// its log entry.
+    pub fn commanded(&self, command: ExecutionCommand, now: Timestamp) -> Result<Transition, InvalidExecutionTransition> {
+        self.changed(command, now, None)
+    }
+
+    /// Paused by itself: a fault every lead would meet (a key refused, a sender not verified, a
+    /// quota spent). The reason stays visible until a resume.
+    pub fn paused_because(&self, reason: &str, now: Timestamp) -> Result<Transition, InvalidExecutionTransition> {
+        self.changed(ExecutionCommand::Pause, now, Some(reason))
+    }
+
+    /// The start's research messages are enqueued.
+    pub fn leads_enqueued(&self, now: Timestamp) -> Transition {
+        let mut next = self.clone();
+        next.leads_enqueued = true;
+        next.updated_at = now;
+        next.version = self.version + 1;
+        Transition { execution: Some(ExecutionChange { next }), ..Transition::default() }
+    }
+
+    /// Failed with the reason.
+    pub fn failed_because(&self, reason: &str, now: Timestamp) -> Result<Transition, InvalidExecutionTransition> {
+        self.changed(ExecutionCommand::Fail, now, Some(reason))
+    }
+
+    fn changed(&self, command: ExecutionCommand, now: Timestamp, reason: Option<&str>) -> Result<Transition, InvalidExecutionTransition> {
         let state = self.state.apply(command)?;
         let mut next = self.clone();
         next.state = state;
         next.updated_at = now;
+        next.version = self.version + 1;
         if state.is_finished() {
             next.finished_at = Some(now);
         }
-        Ok(next)
+        match command {
+            ExecutionCommand::Pause => next.pause_reason = reason.map(str::to_string),
+            ExecutionCommand::Resume => next.pause_reason = None,
+            ExecutionCommand::Fail => next.failure_reason = reason.map(str::to_string),
+            _ => {}
+        }
+        let (level, message) = match reason {
+            Some(reason) => (LogLevel::Error, format!("execution {}: {reason}", state.as_str())),
+            None => (LogLevel::Info, format!("execution {}", state.as_str())),
+        };
+        let entry = ExecutionLogEntry::execution(level, self.id, &format!("execution.{}", state.as_str()), message, now);
+        Ok(Transition { execution: Some(ExecutionChange { next }), log: vec![entry], ..Transition::default() })
     }
 }
 

@@ -6,8 +6,8 @@
 //! terminal: replied, bounced, unsubscribed, skipped(reason), failed(reason)
 //! parked(reason): a send whose outcome is unknown; a person decides.
 //! ```
-//! Transitions are pure: `LeadState::apply` either returns the next state or says why the event
-//! does not fit. Stores write the result conditionally on the lead's version.
+//! The transitions themselves are in `lead_events`: `Lead::advanced` returns the complete
+//! `Transition` an event implies, which the store commits conditionally on the lead's version.
 
 use std::fmt;
 
@@ -85,10 +85,12 @@ pub enum SkipReason {
     ExecutionCancelled,
     /// A reviewer rejected the draft.
     RejectedByReviewer,
+    /// The execution's start never finished (its leads were never released to the workers).
+    ExecutionFailed,
 }
 
-/// A claim on sending one step to one lead. It never expires: a delivery that finds a claim
-/// cannot know whether the email left, so it parks the lead instead of sending again.
+/// A claim on sending one step to one lead. It never expires: a delivery that finds an old
+/// claim cannot know whether the email left, so it parks the lead instead of sending again.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendClaim {
     pub claim_id: String,
@@ -103,16 +105,28 @@ pub enum LeadState {
     Drafted,
     AwaitingApproval,
     Approved,
-    Sending { claim: SendClaim },
+    Sending {
+        claim: SendClaim,
+    },
     Sent,
     FollowUpDue,
     Completed,
     Replied,
     Bounced,
     Unsubscribed,
-    Skipped { reason: SkipReason },
-    Failed { reason: String },
-    Parked { reason: String },
+    Skipped {
+        reason: SkipReason,
+    },
+    Failed {
+        reason: String,
+    },
+    /// A send whose outcome is unknown; a person decides. The claim is kept so that a worker
+    /// that did send can still record it.
+    Parked {
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        claim: Option<SendClaim>,
+    },
 }
 
 /// The state without its data, for filters, indexes and counts.
@@ -188,47 +202,17 @@ impl LeadStateKind {
     pub fn is_waiting(self) -> bool {
         matches!(self, Self::Sent | Self::AwaitingApproval | Self::Parked)
     }
+
+    /// Whether a person must decide before the lead can move (and its execution finish).
+    pub fn needs_a_person(self) -> bool {
+        matches!(self, Self::AwaitingApproval | Self::Parked)
+    }
 }
 
 impl fmt::Display for LeadStateKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// Something that happened to a lead.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LeadEvent {
-    ResearchCompleted,
-    DraftReady {
-        needs_approval: bool,
-    },
-    DraftApproved,
-    DraftRejected,
-    SendClaimed(SendClaim),
-    /// The mailer accepted the email; `more_steps` says whether a follow-up remains.
-    SendConfirmed {
-        claim_id: String,
-        more_steps: bool,
-    },
-    /// The mailer refused before anything left, so the claim can be given back.
-    SendReleased {
-        claim_id: String,
-    },
-    FollowUpDue,
-    ReplyReceived,
-    HardBounce,
-    UnsubscribeRequested,
-    Skip(SkipReason),
-    Fail(String),
-    Park(String),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("a lead in state '{from}' cannot take the event {event}")]
-pub struct InvalidTransition {
-    pub from: LeadStateKind,
-    pub event: String,
 }
 
 impl LeadState {
@@ -252,47 +236,12 @@ impl LeadState {
         }
     }
 
-    /// The pure transition function of the lead state machine.
-    pub fn apply(&self, event: LeadEvent) -> Result<LeadState, InvalidTransition> {
-        use LeadState as S;
-        let kind = self.kind();
-        let next = match (self, &event) {
-            (S::Queued, LeadEvent::ResearchCompleted) => Some(S::Researched),
-            (S::Researched | S::FollowUpDue, LeadEvent::DraftReady { needs_approval }) => {
-                Some(if *needs_approval { S::AwaitingApproval } else { S::Drafted })
-            }
-            (S::AwaitingApproval, LeadEvent::DraftApproved) => Some(S::Approved),
-            (S::AwaitingApproval, LeadEvent::DraftRejected) => Some(S::Skipped { reason: SkipReason::RejectedByReviewer }),
-            (S::Drafted | S::Approved, LeadEvent::SendClaimed(claim)) => Some(S::Sending { claim: claim.clone() }),
-            (S::Sending { claim }, LeadEvent::SendConfirmed { claim_id, more_steps }) if &claim.claim_id == claim_id => {
-                Some(if *more_steps { S::Sent } else { S::Completed })
-            }
-            (S::Sending { claim }, LeadEvent::SendReleased { claim_id }) if &claim.claim_id == claim_id => Some(S::Drafted),
-            (S::Sent, LeadEvent::FollowUpDue) => Some(S::FollowUpDue),
-            // A reply, bounce or unsubscribe ends the sequence wherever it stands, except while a
-            // send is in flight: that claim must be settled first.
-            (_, LeadEvent::ReplyReceived)
-                if kind != LeadStateKind::Sending
-                    && !matches!(kind, LeadStateKind::Replied | LeadStateKind::Bounced | LeadStateKind::Unsubscribed) =>
-            {
-                Some(S::Replied)
-            }
-            (_, LeadEvent::HardBounce)
-                if kind != LeadStateKind::Sending && !matches!(kind, LeadStateKind::Bounced | LeadStateKind::Unsubscribed) =>
-            {
-                Some(S::Bounced)
-            }
-            (_, LeadEvent::UnsubscribeRequested) if kind != LeadStateKind::Sending && kind != LeadStateKind::Unsubscribed => {
-                Some(S::Unsubscribed)
-            }
-            (_, LeadEvent::Skip(reason)) if !kind.is_terminal() && kind != LeadStateKind::Sending => {
-                Some(S::Skipped { reason: reason.clone() })
-            }
-            (_, LeadEvent::Fail(reason)) if !kind.is_terminal() => Some(S::Failed { reason: reason.clone() }),
-            (S::Sending { .. }, LeadEvent::Park(reason)) => Some(S::Parked { reason: reason.clone() }),
+    /// The send claim a lead in `sending` (or parked from it) carries.
+    pub fn claim(&self) -> Option<&SendClaim> {
+        match self {
+            Self::Sending { claim } | Self::Parked { claim: Some(claim), .. } => Some(claim),
             _ => None,
-        };
-        next.ok_or_else(|| InvalidTransition { from: kind, event: format!("{event:?}") })
+        }
     }
 }
 
@@ -354,6 +303,14 @@ pub struct Lead {
     /// When the next follow-up is due, for a lead in `sent`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_step_due_at: Option<Timestamp>,
+    /// When the scheduled sweep must look at the lead: its follow-up is due, or the worker step
+    /// it waits for has had time enough, or its send claim is older than a live worker's. Absent
+    /// while a person decides and once the lead has finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_at: Option<Timestamp>,
+    /// How often the sweep re-enqueued the lead's current step because nothing moved it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redrives: u32,
     /// The research report's key (the company domain), kept out of the lead item.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub research_key: Option<String>,
@@ -368,9 +325,11 @@ pub struct Lead {
 }
 
 impl Lead {
-    pub fn new(execution_id: ExecutionId, agent_id: AgentId, contact: LeadContact, now: Timestamp) -> Self {
+    /// Lead number `row` of a new execution. Its id is derived from the execution's id and the
+    /// row, so a retried start writes the same leads again instead of new ones.
+    pub fn new(execution_id: ExecutionId, row: usize, agent_id: AgentId, contact: LeadContact, now: Timestamp) -> Self {
         Self {
-            id: LeadId::generate(),
+            id: LeadId::for_row(execution_id, row),
             execution_id,
             agent_id,
             contact,
@@ -378,6 +337,8 @@ impl Lead {
             step: 0,
             on_hold: false,
             next_step_due_at: None,
+            attention_at: Some(now + super::transition::STEP_BUDGET),
+            redrives: 0,
             research_key: None,
             sent_messages: Vec::new(),
             inbound: Vec::new(),
@@ -385,21 +346,6 @@ impl Lead {
             updated_at: now,
             version: 0,
         }
-    }
-
-    /// The lead after `event`, ready for a conditional write against `self.version`.
-    pub fn advanced(&self, event: LeadEvent, now: Timestamp) -> Result<Lead, InvalidTransition> {
-        let state = self.state.apply(event)?;
-        let mut next = self.clone();
-        // A lead that moves is no longer waiting for a resume.
-        next.on_hold = false;
-        // A due time only means something while the lead waits for its next step.
-        if !matches!(state.kind(), LeadStateKind::Sent | LeadStateKind::FollowUpDue) {
-            next.next_step_due_at = None;
-        }
-        next.state = state;
-        next.updated_at = now;
-        Ok(next)
     }
 
     /// The first email's Message-ID, which follow-ups thread on.
@@ -421,60 +367,20 @@ impl Lead {
     pub fn has_sent_step(&self, step: u32) -> bool {
         self.sent_messages.iter().any(|m| m.step == step)
     }
+
+    /// Whether any email went to this lead (or may have: a parked send counts).
+    pub fn was_contacted(&self) -> bool {
+        !self.sent_messages.is_empty() || matches!(self.state.kind(), LeadStateKind::Sending | LeadStateKind::Parked)
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn claim(id: &str) -> SendClaim {
-        SendClaim { claim_id: id.into(), claimed_at: chrono::Utc::now() }
-    }
-
-    #[test]
-    fn a_lead_walks_the_happy_path_to_completion() {
-        let mut state = LeadState::Queued;
-        for event in [
-            LeadEvent::ResearchCompleted,
-            LeadEvent::DraftReady { needs_approval: false },
-            LeadEvent::SendClaimed(claim("c1")),
-            LeadEvent::SendConfirmed { claim_id: "c1".into(), more_steps: true },
-            LeadEvent::FollowUpDue,
-            LeadEvent::DraftReady { needs_approval: true },
-            LeadEvent::DraftApproved,
-            LeadEvent::SendClaimed(claim("c2")),
-            LeadEvent::SendConfirmed { claim_id: "c2".into(), more_steps: false },
-        ] {
-            state = state.apply(event).unwrap();
-        }
-        assert_eq!(state, LeadState::Completed);
-    }
-
-    #[test]
-    fn a_claimed_send_cannot_be_claimed_again_or_confirmed_by_another_claim() {
-        let sending = LeadState::Sending { claim: claim("c1") };
-        assert!(sending.apply(LeadEvent::SendClaimed(claim("c2"))).is_err());
-        assert!(sending.apply(LeadEvent::SendConfirmed { claim_id: "c2".into(), more_steps: false }).is_err());
-        assert_eq!(sending.apply(LeadEvent::SendReleased { claim_id: "c1".into() }), Ok(LeadState::Drafted));
-        assert!(matches!(sending.apply(LeadEvent::Park("unknown".into())), Ok(LeadState::Parked { .. })));
-    }
-
-    #[test]
-    fn replies_end_the_sequence_but_never_interrupt_a_send_in_flight() {
-        assert_eq!(LeadState::Sent.apply(LeadEvent::ReplyReceived), Ok(LeadState::Replied));
-        assert_eq!(LeadState::Completed.apply(LeadEvent::ReplyReceived), Ok(LeadState::Replied));
-        assert!(LeadState::Replied.apply(LeadEvent::ReplyReceived).is_err());
-        assert!(LeadState::Sending { claim: claim("c") }.apply(LeadEvent::ReplyReceived).is_err());
-        assert_eq!(LeadState::Replied.apply(LeadEvent::HardBounce), Ok(LeadState::Bounced));
-    }
-
-    #[test]
-    fn terminal_leads_cannot_be_skipped_or_failed() {
-        for terminal in [LeadState::Completed, LeadState::Replied, LeadState::Failed { reason: "x".into() }] {
-            assert!(terminal.apply(LeadEvent::Skip(SkipReason::ExecutionCancelled)).is_err());
-            assert!(terminal.apply(LeadEvent::Fail("again".into())).is_err());
-        }
-    }
 
     #[test]
     fn research_domain_prefers_the_explicit_domain_and_ignores_free_mail() {
@@ -496,6 +402,8 @@ mod tests {
     fn state_serialises_flat_with_its_data() {
         let json = serde_json::to_value(LeadState::Skipped { reason: SkipReason::Duplicate }).unwrap();
         assert_eq!(json, serde_json::json!({"state": "skipped", "reason": "duplicate"}));
+        let parked: LeadState = serde_json::from_value(serde_json::json!({"state": "parked", "reason": "unknown"})).unwrap();
+        assert_eq!(parked, LeadState::Parked { reason: "unknown".into(), claim: None }, "parked leads stored before claims were kept");
         for kind in LeadStateKind::ALL {
             assert_eq!(LeadStateKind::parse(kind.as_str()), Some(kind));
         }

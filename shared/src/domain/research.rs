@@ -30,6 +30,13 @@ impl ResearchReport {
     }
 }
 
+/// What a model call cost, counted on the execution.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmailDraft {
     pub lead_id: LeadId,

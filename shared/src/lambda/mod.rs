@@ -7,7 +7,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
-use crate::steps::{ScheduledReport, ScheduledTasks, StepWorker};
+use crate::app::{ScheduledReport, ScheduledTasks, StepWorker};
 pub use sqs_batch::process_batch;
 
 /// Runs a worker Lambda: each SQS batch goes through `process_batch`. `max_receive_count` is

@@ -19,7 +19,7 @@ use tower::ServiceExt;
 use super::EmbeddedRuntime;
 use crate::adapters::outbox::OutboxMailer;
 use crate::config::{ResearchMode, Settings};
-use crate::domain::{LeadStateKind, Suppression};
+use crate::domain::{LeadStateKind, MarkerChange, Suppression, Transition};
 use crate::ports::Clock;
 
 pub const SAMPLE_AGENT: &str = include_str!("../../samples/agent.json");
@@ -161,10 +161,8 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<DemoSummary> {
     let emails_before = outbox.emails()?.len();
 
     let agent_id = find_or_create_agent(&router).await?;
-    runtime
-        .store
-        .suppress(&Suppression { entry: SUPPRESSED_DOMAIN.into(), reason: "manual".into(), created_at: runtime.clock.now() })
-        .await?;
+    let suppression = Suppression { entry: SUPPRESSED_DOMAIN.into(), reason: "manual".into(), created_at: runtime.clock.now() };
+    runtime.store.commit(&Transition::markers(vec![MarkerChange::Suppress(suppression)])).await?;
     let (status, started) = call(
         &router,
         Method::POST,

@@ -1,16 +1,16 @@
 //! Runs the workers over the embedded queue the way Lambda's SQS event source would: batches,
-//! redelivery after a failure with a growing delay, and a dead-letter state after five tries,
-//! at which point the lead is failed with the last error so it is visible, not silently stuck.
+//! each message decided by the same delivery driver Lambda uses, redelivery after a failure
+//! with a growing delay, and the dead-letter state for what can never succeed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::join_all;
 use serde::Serialize;
 
-use crate::adapters::embedded::{Delivery, EmbeddedQueue, QueueSettings};
-use crate::ports::{Clock, QueueMessage, Store};
-use crate::steps::{ScheduledReport, ScheduledTasks, StepWorker};
+use crate::adapters::embedded::{EmbeddedQueue, Receipt};
+use crate::app::delivery::{Delivery, DeliveryDriver, Disposition};
+use crate::app::{ScheduledReport, ScheduledTasks, StepWorker};
+use crate::ports::{Clock, Store};
 
 const BATCH_SIZE: usize = 10;
 
@@ -27,6 +27,8 @@ pub struct LocalRunner {
     pub scheduled: ScheduledTasks,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
+    /// The configured receive count after which a failure is final.
+    pub max_receive_count: u32,
 }
 
 fn retry_delay(receive_count: u32) -> Duration {
@@ -49,63 +51,31 @@ impl LocalRunner {
                     }
                 };
                 progressed |= !deliveries.is_empty();
-                let results = join_all(deliveries.into_iter().map(|delivery| self.handle(worker.as_ref(), delivery))).await;
-                for result in results {
-                    match result {
-                        Handled::Done => report.handled += 1,
-                        Handled::Retry => report.retried += 1,
-                        Handled::GaveUp => report.gave_up += 1,
+                let driver = DeliveryDriver { worker: worker.as_ref(), max_receive_count: self.max_receive_count };
+                let messages: Vec<Delivery> = deliveries.iter().map(Receipt::delivery).collect();
+                let dispositions = driver.deliver_all(&messages).await;
+                for (receipt, disposition) in deliveries.iter().zip(dispositions) {
+                    let settled = match disposition {
+                        Disposition::Done => {
+                            report.handled += 1;
+                            self.queue.delete(receipt.receipt).await
+                        }
+                        Disposition::Retry(_) => {
+                            report.retried += 1;
+                            self.queue.retry_later(receipt.receipt, retry_delay(receipt.receive_count)).await
+                        }
+                        Disposition::DeadLetter(reason) => {
+                            report.gave_up += 1;
+                            self.queue.dead_letter(receipt.receipt, reason).await
+                        }
+                    };
+                    if let Err(error) = settled {
+                        tracing::warn!(%error, "could not settle a local queue message; it will be delivered again");
                     }
                 }
             }
             if !progressed {
                 return report;
-            }
-        }
-    }
-
-    async fn handle(&self, worker: &dyn StepWorker, delivery: Delivery) -> Handled {
-        let message = match serde_json::from_str::<QueueMessage>(&delivery.body) {
-            Ok(QueueMessage::Step(message)) => message,
-            Ok(QueueMessage::FanOut(fan_out)) => {
-                return match worker.fan_out(&fan_out).await {
-                    Ok(()) => {
-                        let _ = self.queue.delete(delivery.receipt).await;
-                        Handled::Done
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "fan-out will be retried");
-                        let _ = self.queue.retry_later(delivery.receipt, retry_delay(delivery.receive_count)).await;
-                        Handled::Retry
-                    }
-                };
-            }
-            Err(error) => {
-                tracing::error!(%error, "dropping an unreadable queue message");
-                let _ = self.queue.delete(delivery.receipt).await;
-                return Handled::GaveUp;
-            }
-        };
-        match worker.handle(&message).await {
-            Ok(outcome) => {
-                tracing::debug!(queue = worker.queue().as_str(), lead_id = %message.lead_id, ?outcome, "handled");
-                if let Err(error) = self.queue.delete(delivery.receipt).await {
-                    tracing::warn!(%error, "could not delete a handled message; it will be delivered again");
-                }
-                Handled::Done
-            }
-            Err(error) if delivery.receive_count >= QueueSettings::default().max_receive_count => {
-                tracing::error!(queue = worker.queue().as_str(), lead_id = %message.lead_id, %error, "giving up after repeated failures");
-                let reason = format!("{} step gave up after {} attempts: {error}", worker.queue().as_str(), delivery.receive_count);
-                if worker.give_up(&message, reason).await.is_ok() {
-                    let _ = self.queue.delete(delivery.receipt).await;
-                }
-                Handled::GaveUp
-            }
-            Err(error) => {
-                tracing::warn!(queue = worker.queue().as_str(), lead_id = %message.lead_id, %error, attempt = delivery.receive_count, "will retry");
-                let _ = self.queue.retry_later(delivery.receipt, retry_delay(delivery.receive_count)).await;
-                Handled::Retry
             }
         }
     }
@@ -143,10 +113,4 @@ impl LocalRunner {
             }
         }
     }
-}
-
-enum Handled {
-    Done,
-    Retry,
-    GaveUp,
 }

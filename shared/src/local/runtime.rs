@@ -9,11 +9,11 @@ use secrecy::SecretString;
 use crate::adapters::embedded::{EmbeddedDb, EmbeddedQueue, EmbeddedStore, QueueSettings};
 use crate::adapters::local_inbox::MaildirInbox;
 use crate::adapters::outbox::OutboxMailer;
+use crate::app::StepWorker;
 use crate::config::Settings;
 use crate::domain::unsubscribe::UnsubscribeSigner;
-use crate::ports::{Clock, Inbox, Store, SystemClock};
+use crate::ports::{Clock, FixedUnsubscribeKey, Inbox, Store, SystemClock};
 use crate::runtime::{Runtime, drafter_for, inbox_for, lead_sources_for, research_for};
-use crate::steps::StepWorker;
 
 /// The runtime of the local mode. It keeps the embedded queue's concrete type, which the local
 /// runner receives from, and otherwise is a `Runtime` (it dereferences to one).
@@ -56,7 +56,8 @@ impl EmbeddedRuntime {
     pub fn open_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let db_path = Self::database_path(&settings);
         let db = EmbeddedDb::open(&db_path).with_context(|| format!("opening the database {}", db_path.display()))?;
-        let queue = Arc::new(EmbeddedQueue::new(db.clone(), QueueSettings::default()));
+        let queue_settings = QueueSettings { max_receive_count: settings.max_receive_count, ..QueueSettings::default() };
+        let queue = Arc::new(EmbeddedQueue::new(db.clone(), queue_settings));
         let store: Arc<dyn Store> = Arc::new(EmbeddedStore::new(db));
         let signer = UnsubscribeSigner::new(unsubscribe_secret(&settings)?);
         let runtime = Runtime {
@@ -67,7 +68,7 @@ impl EmbeddedRuntime {
             inbox: inbox_for(&settings.mailboxes)?
                 .or_else(|| Some(Arc::new(MaildirInbox::new(Self::inbox_dir(&settings))) as Arc<dyn Inbox>)),
             lead_sources: lead_sources_for(&settings)?,
-            signer: Some(signer),
+            unsubscribe_keys: Arc::new(FixedUnsubscribeKey(Some(signer))),
             queue: queue.clone(),
             store,
             clock,

@@ -14,6 +14,7 @@ impl EmbeddedRuntime {
             scheduled: self.scheduled_tasks(),
             store: self.store.clone(),
             clock: self.clock.clone(),
+            max_receive_count: self.settings.max_receive_count,
         }
     }
 }
@@ -44,7 +45,7 @@ pub async fn serve(runtime: EmbeddedRuntime) -> anyhow::Result<()> {
                 .await
         }
     });
-    axum::serve(listener, runtime.router()).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, runtime.local_server_router()).with_graceful_shutdown(shutdown_signal()).await?;
     let _ = stop_workers.send(());
     worker_task.await?;
     tracing::info!("stopped; everything is saved in {}", runtime.settings.data_dir.display());

@@ -1,7 +1,6 @@
-use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
-
+pub use crate::domain::TokenUsage;
 use crate::domain::{Agent, EmailDraft, Lead, ResearchReport};
+use async_trait::async_trait;
 
 pub struct DraftRequest<'a> {
     pub agent: &'a Agent,
@@ -12,12 +11,6 @@ pub struct DraftRequest<'a> {
     pub previous_subjects: Vec<String>,
     /// Why the previous attempt at this draft was refused, for a drafter that can do better.
     pub feedback: Vec<String>,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenUsage {
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +27,10 @@ pub enum DraftError {
     Retryable(String),
     #[error("no acceptable draft: {0}")]
     Rejected(String),
+    /// The model cannot be used as configured (a key refused, no access, an unknown model):
+    /// every draft would fail the same way, so the execution pauses until the setting is fixed.
+    #[error("the model is not usable as configured: {0}")]
+    Configuration(String),
 }
 
 /// Writes the email for one step to one lead: a template engine or an LLM.

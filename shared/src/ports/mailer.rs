@@ -24,6 +24,10 @@ pub enum MailError {
     /// The email may or may not have been sent (a timeout after the data was handed over).
     #[error("the outcome of the send is unknown: {0}")]
     Ambiguous(String),
+    /// Nothing was sent, and no email can be until a setting is fixed (a sender identity not
+    /// verified, the account's sending paused, the daily quota spent): the execution pauses.
+    #[error("the mailer cannot send as configured: {0}")]
+    Configuration(String),
 }
 
 #[async_trait]

@@ -9,6 +9,7 @@ pub mod mailer;
 pub mod queue;
 pub mod research;
 pub mod search;
+pub mod signing;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -16,7 +17,8 @@ pub use drafter::{DraftError, DraftOutcome, DraftRequest, Drafter, TokenUsage};
 pub use inbox::{FolderBatch, FolderRead, InboundMessage, Inbox};
 pub use lead_source::{LeadSource, LeadSourceError, LeadSourceSpec, SourcedLeads};
 pub use mailer::{MailError, Mailer, SendReceipt};
-pub use queue::{FanOutMessage, Queue, QueueError, QueueMessage, StepMessage, StepQueue};
+pub use queue::{ControlMessage, ControlWork, FanOutMessage, Queue, QueueError, QueueMessage, StepMessage, StepQueue};
 pub use research::WebResearch;
 pub use search::{SearchError, SearchHit, SearchProvider};
-pub use store::{LeadQuery, MailboxCursorStore, Page, PageRequest, Store, StoreError};
+pub use signing::{FixedUnsubscribeKey, UnsubscribeKeys};
+pub use store::{ExecutionProgress, LeadQuery, Ledger, MailboxCursorStore, Page, PageRequest, Store, StoreError};

@@ -1,6 +1,8 @@
-//! The store speaks in domain operations, not raw keys. Every write that changes a lead or an
-//! execution is conditional on the version the writer read, so two deliveries of one message,
-//! or two workers, can never both advance a lead.
+//! The store speaks in domain operations, not raw keys. Every change of a lead or an execution
+//! is a `Transition` the domain built, applied by `Ledger::commit` in one atomic write that is
+//! conditional on the versions the caller read, so two deliveries of one message, or two
+//! workers, can never both advance a lead. The stores know keys, indexes and transactions; what
+//! a state means is the domain's business.
 
 use std::collections::BTreeMap;
 
@@ -10,16 +12,21 @@ use serde::{Deserialize, Serialize};
 use crate::domain::api_key::ApiKey;
 use crate::domain::{
     Agent, AgentId, EmailAddress, EmailDraft, Execution, ExecutionCounters, ExecutionId, ExecutionLogEntry, Lead, LeadId, LeadStateKind,
-    MailboxCursor, ResearchReport, Suppression, Timestamp,
+    MailboxCursor, ResearchReport, Suppression, Timestamp, Transition,
 };
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,
-    /// The item changed since it was read (or already exists); re-read and decide again.
+    /// Something the write was decided on changed since it was read (or, on creation, already
+    /// exists): re-read and decide again.
     #[error("the item was changed by someone else")]
     Conflict,
+    /// The send claim's contact marker is held by another lead of the same agent: that lead
+    /// already emailed (or is emailing) the prospect.
+    #[error("another lead of this agent already contacted the address")]
+    ContactHeld,
     #[error("the paging cursor is not one this service issued")]
     InvalidCursor,
     /// A transient failure; the operation may succeed if retried.
@@ -73,21 +80,49 @@ pub trait AgentStore: Send + Sync {
     async fn delete_agent(&self, id: AgentId) -> Result<(), StoreError>;
 }
 
+/// Where an execution stands: its counters and how many leads are in each state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecutionProgress {
+    pub counters: ExecutionCounters,
+    pub lead_counts: BTreeMap<LeadStateKind, u64>,
+}
+
+impl ExecutionProgress {
+    pub fn count(&self, state: LeadStateKind) -> u64 {
+        self.lead_counts.get(&state).copied().unwrap_or(0)
+    }
+
+    /// Leads that have not reached a terminal state.
+    pub fn unfinished(&self) -> u64 {
+        self.lead_counts.iter().filter(|(kind, _)| !kind.is_terminal()).map(|(_, n)| n).sum()
+    }
+}
+
+/// The one way lead and execution state changes.
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// Applies `transition` atomically: the lead and execution writes (each only if the stored
+    /// version is still the one the transition was built from), the counter deltas, the log
+    /// entries and the markers. `Conflict` when a version moved on; `ContactHeld` when the
+    /// transition claims a contact marker another lead holds; nothing is written then.
+    async fn commit(&self, transition: &Transition) -> Result<(), StoreError>;
+}
+
 #[async_trait]
 pub trait ExecutionStore: Send + Sync {
-    /// Writes the execution and all its leads. With an idempotency key that the agent already
-    /// used, nothing is written and `Conflict` is returned.
-    async fn create_execution(&self, execution: &Execution, leads: &[Lead]) -> Result<(), StoreError>;
+    /// Writes a new execution (`created`, no leads yet). With an idempotency key the agent
+    /// already used, nothing is written and `Conflict` is returned.
+    async fn create_execution(&self, execution: &Execution) -> Result<(), StoreError>;
+    /// Writes the leads of an execution that has not started, as they are, replacing earlier
+    /// writes of the same leads (a retried start writes them again), and counts them by state.
+    async fn write_leads(&self, execution: &Execution, leads: &[Lead]) -> Result<(), StoreError>;
     async fn get_execution(&self, id: ExecutionId) -> Result<Execution, StoreError>;
     async fn find_execution_by_idempotency_key(&self, agent_id: AgentId, key: &str) -> Result<Option<Execution>, StoreError>;
     /// Newest first; all agents when `agent_id` is `None`.
     async fn list_executions(&self, agent_id: Option<AgentId>, page: &PageRequest) -> Result<Page<Execution>, StoreError>;
-    /// Conditional on `execution.version`; counters are left alone (they change atomically).
-    async fn update_execution(&self, execution: &Execution) -> Result<Execution, StoreError>;
-    async fn add_to_counters(&self, id: ExecutionId, delta: &ExecutionCounters) -> Result<(), StoreError>;
-    async fn lead_counts(&self, id: ExecutionId) -> Result<BTreeMap<LeadStateKind, u64>, StoreError>;
-    /// Whether the agent has an execution that is not finished.
-    async fn has_unfinished_executions(&self, agent_id: AgentId) -> Result<bool, StoreError>;
+    async fn execution_progress(&self, id: ExecutionId) -> Result<ExecutionProgress, StoreError>;
+    /// Whether the agent has an execution in one of `states`.
+    async fn has_executions_in(&self, agent_id: AgentId, states: &[crate::domain::ExecutionState]) -> Result<bool, StoreError>;
 }
 
 #[async_trait]
@@ -95,14 +130,14 @@ pub trait LeadStore: Send + Sync {
     async fn get_lead(&self, id: LeadId) -> Result<Lead, StoreError>;
     /// In creation order.
     async fn list_leads(&self, query: &LeadQuery, page: &PageRequest) -> Result<Page<Lead>, StoreError>;
-    /// Conditional on `lead.version`; returns the lead as stored (version + 1).
-    async fn update_lead(&self, lead: &Lead) -> Result<Lead, StoreError>;
     /// The lead an email with this Message-ID (without brackets) was sent to.
     async fn find_lead_by_message_id(&self, message_id: &str) -> Result<Option<Lead>, StoreError>;
-    /// Leads in `sent` (or stuck in `follow_up_due`) whose due time is at or before `now`.
-    async fn due_follow_ups(&self, now: Timestamp, limit: u32) -> Result<Vec<Lead>, StoreError>;
+    /// Leads whose `attention_at` is at or before `now`, earliest first.
+    async fn leads_needing_attention(&self, now: Timestamp, limit: u32) -> Result<Vec<Lead>, StoreError>;
     /// Leads put on hold by a pause, for resume to re-enqueue.
     async fn held_leads(&self, execution_id: ExecutionId, limit: u32) -> Result<Vec<Lead>, StoreError>;
+    /// The lead holding the agent's contact marker for this address, if any.
+    async fn contact_holder(&self, agent_id: AgentId, address: &EmailAddress) -> Result<Option<LeadId>, StoreError>;
 }
 
 #[async_trait]
@@ -122,9 +157,10 @@ pub trait LogStore: Send + Sync {
 
 #[async_trait]
 pub trait SuppressionList: Send + Sync {
-    /// The entry that suppresses this address (the address itself or its domain), if any.
+    /// The entry that suppresses this address (the address itself or its domain), if any. A
+    /// lookup that cannot be completed is an error, never "not suppressed". Entries are added
+    /// through `Ledger::commit` (`MarkerChange::Suppress`).
     async fn suppression_for(&self, address: &EmailAddress) -> Result<Option<Suppression>, StoreError>;
-    async fn suppress(&self, suppression: &Suppression) -> Result<(), StoreError>;
 }
 
 #[async_trait]
@@ -145,13 +181,38 @@ pub trait MailboxCursorStore: Send + Sync {
     async fn list_mailbox_cursors(&self) -> Result<Vec<MailboxCursor>, StoreError>;
 }
 
+/// Whether the store can be written right now, for the health check.
+#[async_trait]
+pub trait HealthProbe: Send + Sync {
+    /// Writes a small probe record; an error when the store cannot be written.
+    async fn probe(&self, now: Timestamp) -> Result<(), StoreError>;
+}
+
 /// Everything the system stores. Handlers that need less ask for the narrower trait.
 pub trait Store:
-    AgentStore + ExecutionStore + LeadStore + ArtifactStore + LogStore + SuppressionList + ApiKeyStore + MailboxCursorStore
+    Ledger
+    + AgentStore
+    + ExecutionStore
+    + LeadStore
+    + ArtifactStore
+    + LogStore
+    + SuppressionList
+    + ApiKeyStore
+    + MailboxCursorStore
+    + HealthProbe
 {
 }
 
 impl<T> Store for T where
-    T: AgentStore + ExecutionStore + LeadStore + ArtifactStore + LogStore + SuppressionList + ApiKeyStore + MailboxCursorStore
+    T: Ledger
+        + AgentStore
+        + ExecutionStore
+        + LeadStore
+        + ArtifactStore
+        + LogStore
+        + SuppressionList
+        + ApiKeyStore
+        + MailboxCursorStore
+        + HealthProbe
 {
 }

@@ -7,7 +7,7 @@ pub mod ses;
 pub mod sqs;
 
 pub use dynamo::DynamoStore;
-pub use secrets::AgentSecrets;
+pub use secrets::{AgentSecrets, SecretUnsubscribeKeys};
 pub use ses::SesMailer;
 pub use sqs::{QueueUrls, SqsQueue};
 

@@ -1,12 +1,19 @@
 //! The one JSON secret that holds API keys, mailbox credentials and the unsubscribe signing key.
 //! It is read once per cold start. A key that is missing switches its feature off with a clear
-//! log line; it never stops the function.
+//! log line; it never stops the function. The unsubscribe signing key is read again while it is
+//! missing, so a secret fixed after deployment takes effect without a cold start.
 
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::adapters::imap_inbox::MailboxSettings;
+use crate::domain::unsubscribe::UnsubscribeSigner;
+use crate::ports::UnsubscribeKeys;
 
 /// The secret's JSON document (see README: "The secret").
 #[derive(Clone, Default, Deserialize)]
@@ -74,5 +81,64 @@ impl AgentSecrets {
 
     pub fn unsubscribe_key(&self) -> Option<SecretString> {
         self.unsubscribe_signing_key.clone().filter(|_| present(&self.unsubscribe_signing_key))
+    }
+}
+
+/// How often a missing signing key is looked for again.
+const SIGNING_KEY_RETRY: Duration = Duration::from_secs(30);
+
+/// The unsubscribe signing key from the secret: kept once read, looked for again (at most every
+/// `SIGNING_KEY_RETRY`) while it is missing or the secret cannot be read.
+pub struct SecretUnsubscribeKeys {
+    client: Client,
+    secret_id: Option<String>,
+    retry_after: Duration,
+    state: Mutex<KeyState>,
+}
+
+struct KeyState {
+    signer: Option<UnsubscribeSigner>,
+    last_attempt: Option<Instant>,
+}
+
+impl SecretUnsubscribeKeys {
+    /// `loaded` is what the cold start read, if anything.
+    pub fn new(client: Client, secret_id: Option<String>, loaded: Option<SecretString>) -> Self {
+        let signer = loaded.map(UnsubscribeSigner::new);
+        let last_attempt = Some(Instant::now());
+        Self { client, secret_id, retry_after: SIGNING_KEY_RETRY, state: Mutex::new(KeyState { signer, last_attempt }) }
+    }
+
+    /// Looks for a missing key again after `retry_after` instead of the default 30 s.
+    pub fn retrying_after(mut self, retry_after: Duration) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+}
+
+#[async_trait]
+impl UnsubscribeKeys for SecretUnsubscribeKeys {
+    async fn signer(&self) -> Option<UnsubscribeSigner> {
+        {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if state.signer.is_some() {
+                return state.signer.clone();
+            }
+            if state.last_attempt.is_some_and(|at| at.elapsed() < self.retry_after) {
+                return None;
+            }
+            state.last_attempt = Some(Instant::now());
+        }
+        let secret_id = self.secret_id.as_deref()?;
+        let key = match AgentSecrets::load(&self.client, secret_id).await {
+            Ok(secrets) => secrets.unsubscribe_key(),
+            Err(error) => {
+                tracing::error!(error = %format!("{error:#}"), "the unsubscribe signing key could not be read");
+                None
+            }
+        };
+        let signer = key.map(UnsubscribeSigner::new);
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).signer.clone_from(&signer);
+        signer
     }
 }

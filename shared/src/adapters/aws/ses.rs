@@ -6,7 +6,8 @@
 //!
 //! SendRawEmail has no idempotency key, so the SDK's own retries are off for this client: a
 //! retried request after a timeout could send the same email twice. What failed is reported
-//! precisely instead, and the send step decides (retry on throttling, park on ambiguity).
+//! precisely instead (see `classify`), and the send step decides: give the claim back on
+//! throttling, pause the execution on a configuration fault, park on ambiguity.
 
 use async_trait::async_trait;
 use aws_sdk_ses::Client;
@@ -41,16 +42,42 @@ impl SesMailer {
     }
 }
 
-/// Error codes after which nothing was sent and a later attempt may succeed.
-const RETRYABLE_CODES: &[&str] =
-    &["Throttling", "ThrottlingException", "ServiceUnavailable", "AccountSendingPausedException", "InternalFailure"];
+/// Codes that refuse a send before anything left, until a setting is fixed: every email of the
+/// execution would meet them, so it pauses instead of failing lead after lead.
+const CONFIGURATION_CODES: &[&str] = &[
+    "AccountSendingPausedException",
+    "ConfigurationSetDoesNotExist",
+    "ConfigurationSetSendingPausedException",
+    "MailFromDomainNotVerifiedException",
+    "AccessDenied",
+    "AccessDeniedException",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "SignatureDoesNotMatch",
+];
 
-fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(error: SdkError<E>) -> MailError {
+/// Codes that refuse for now before anything left: a later attempt may succeed.
+const THROTTLING_CODES: &[&str] = &["Throttling", "ThrottlingException", "TooManyRequestsException"];
+
+/// What an SES answer proves. Only an answer that proves nothing left gives the claim back: a
+/// throttling answer, a refusal before sending (validation, configuration), or a connection
+/// that was never made. A 5xx, a timeout, a connection lost after the request was written or an
+/// unreadable answer proves nothing: SES may have accepted the email, so the lead is parked.
+pub fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(error: SdkError<E>) -> MailError {
     match &error {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("ServiceError").to_string();
-            let message = format!("{code}: {}", service.err().message().unwrap_or_default());
-            if RETRYABLE_CODES.contains(&code.as_str()) || service.raw().status().as_u16() >= 500 {
+            let text = service.err().message().unwrap_or_default().to_string();
+            let status = service.raw().status().as_u16();
+            let message = format!("{code}: {text}");
+            if status >= 500 {
+                return MailError::Ambiguous(format!("SES answered {status} ({message}); it may have accepted the email"));
+            }
+            let unverified = code == "MessageRejected" && text.to_ascii_lowercase().contains("not verified");
+            let quota_spent = text.to_ascii_lowercase().contains("daily message quota");
+            if CONFIGURATION_CODES.contains(&code.as_str()) || unverified || quota_spent {
+                MailError::Configuration(message)
+            } else if THROTTLING_CODES.contains(&code.as_str()) {
                 MailError::Retryable(message)
             } else {
                 MailError::Rejected(message)
@@ -58,13 +85,34 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(error: SdkErr
         }
         // The request never left this process.
         SdkError::ConstructionFailure(_) => MailError::Rejected(format!("the request could not be built: {error}")),
-        // The connection failed; unless it timed out, the request was not delivered.
-        SdkError::DispatchFailure(failure) if !failure.is_timeout() && !failure.is_io() => {
-            MailError::Retryable(format!("could not reach SES: {error}"))
-        }
-        // A timeout or an unreadable answer: SES may have accepted the email.
+        SdkError::DispatchFailure(_) if never_connected(&error) => MailError::Retryable(format!("could not connect to SES: {error}")),
+        // A timeout, a connection lost after the request was written, an unreadable answer.
         _ => MailError::Ambiguous(format!("{}", aws_sdk_ses::error::DisplayErrorContext(&error))),
     }
+}
+
+/// Whether the connection itself could not be made (refused, unreachable, a failed handshake):
+/// then the request was never written.
+fn never_connected(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if error.downcast_ref::<hyper_util::client::legacy::Error>().is_some_and(|e| e.is_connect()) {
+            return true;
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable
+                    | std::io::ErrorKind::AddrNotAvailable
+            )
+        {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
 /// SES tag values allow letters, digits, '_', '-' and '.' only.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata};
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use futures::stream::{self, StreamExt};
 
 use crate::ports::{Queue, QueueError, StepQueue};
@@ -101,5 +101,23 @@ impl Queue for SqsQueue {
         }
         let failed = failures.iter().map(|(n, _)| n).sum();
         Err(QueueError::Partial { failed, total, reason: failures[0].1.clone() })
+    }
+
+    async fn backlog(&self, queue: StepQueue) -> Result<u64, QueueError> {
+        let counted = [
+            QueueAttributeName::ApproximateNumberOfMessages,
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            QueueAttributeName::ApproximateNumberOfMessagesDelayed,
+        ];
+        let output = self
+            .client
+            .get_queue_attributes()
+            .queue_url(self.urls.of(queue))
+            .set_attribute_names(Some(counted.to_vec()))
+            .send()
+            .await
+            .map_err(|e| QueueError::Unavailable(DisplayErrorContext(&e).to_string()))?;
+        let attributes = output.attributes.unwrap_or_default();
+        Ok(counted.iter().filter_map(|name| attributes.get(name)).filter_map(|n| n.parse::<u64>().ok()).sum())
     }
 }

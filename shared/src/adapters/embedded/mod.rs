@@ -1,7 +1,9 @@
 //! The embedded default: one SQLite file holds the store and the step queues, so the whole
 //! system runs in one process and a restart loses nothing.
 
+mod ledger;
 mod queue;
+mod records;
 mod schema;
 mod store;
 
@@ -10,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
-pub use queue::{Delivery, EmbeddedQueue, QueueSettings};
+pub use queue::{EmbeddedQueue, QueueSettings, Receipt};
 pub use store::EmbeddedStore;
 
 use crate::ports::StoreError;

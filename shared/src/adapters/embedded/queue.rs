@@ -26,10 +26,17 @@ impl Default for QueueSettings {
 
 /// One received message.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Delivery {
+pub struct Receipt {
     pub receipt: i64,
     pub receive_count: u32,
     pub body: String,
+}
+
+impl Receipt {
+    /// The message as the delivery driver sees it.
+    pub fn delivery(&self) -> crate::app::delivery::Delivery {
+        crate::app::delivery::Delivery { id: self.receipt.to_string(), body: self.body.clone(), receive_count: self.receive_count }
+    }
 }
 
 #[derive(Clone)]
@@ -52,7 +59,7 @@ impl EmbeddedQueue {
     }
 
     /// Receives up to `max` visible messages and hides them for the visibility timeout.
-    pub async fn receive(&self, queue: StepQueue, max: usize) -> Result<Vec<Delivery>, StoreError> {
+    pub async fn receive(&self, queue: StepQueue, max: usize) -> Result<Vec<Receipt>, StoreError> {
         let settings = self.settings;
         self.db
             .call(move |conn| {
@@ -76,7 +83,7 @@ impl EmbeddedQueue {
                     }
                     let visible_at = now + settings.visibility_timeout.as_millis() as i64;
                     tx.execute("UPDATE queue_messages SET visible_at = ?1, receive_count = receive_count + 1 WHERE id = ?2", params![visible_at, id])?;
-                    deliveries.push(Delivery { receipt: id, receive_count: count + 1, body });
+                    deliveries.push(Receipt { receipt: id, receive_count: count + 1, body });
                 }
                 tx.commit()?;
                 Ok(deliveries)
@@ -89,6 +96,19 @@ impl EmbeddedQueue {
         self.db
             .call(move |conn| {
                 conn.execute("DELETE FROM queue_messages WHERE id = ?1", [receipt])?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Moves a message that can never succeed to its queue's dead-letter state at once.
+    pub async fn dead_letter(&self, receipt: i64, reason: String) -> Result<(), StoreError> {
+        self.db
+            .call(move |conn| {
+                conn.execute(
+                    "UPDATE queue_messages SET queue = queue || '-dlq', dead_reason = ?1 WHERE id = ?2 AND queue NOT LIKE '%-dlq'",
+                    params![reason, receipt],
+                )?;
                 Ok(())
             })
             .await
@@ -168,6 +188,10 @@ impl Queue for EmbeddedQueue {
             })
             .await
             .map_err(|e| QueueError::Unavailable(e.to_string()))
+    }
+
+    async fn backlog(&self, queue: StepQueue) -> Result<u64, QueueError> {
+        self.depth(queue).await.map_err(|e| QueueError::Unavailable(e.to_string()))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -22,14 +22,36 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             COMMIT;",
         )?;
     }
-    // Version 3: reply counters and mailbox cursors.
+    if version < 3 {
+        // Version 3: reply counters and mailbox cursors.
+        conn.execute_batch(
+            "BEGIN;
+            ALTER TABLE executions ADD COLUMN soft_bounced INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE executions ADD COLUMN complained INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE executions ADD COLUMN auto_replied INTEGER NOT NULL DEFAULT 0;
+            CREATE TABLE IF NOT EXISTS mailbox_cursors (folder TEXT PRIMARY KEY, body TEXT NOT NULL);
+            PRAGMA user_version = 3;
+            COMMIT;",
+        )?;
+    }
+    // Version 4: the ledger. Leads carry the time the sweep must look at them (a due follow-up
+    // keeps its due time); one contact marker per agent and address, taken by the lead that
+    // emailed it (leads that already did are backfilled); a health probe row.
     conn.execute_batch(
         "BEGIN;
-        ALTER TABLE executions ADD COLUMN soft_bounced INTEGER NOT NULL DEFAULT 0;
-        ALTER TABLE executions ADD COLUMN complained INTEGER NOT NULL DEFAULT 0;
-        ALTER TABLE executions ADD COLUMN auto_replied INTEGER NOT NULL DEFAULT 0;
-        CREATE TABLE IF NOT EXISTS mailbox_cursors (folder TEXT PRIMARY KEY, body TEXT NOT NULL);
-        PRAGMA user_version = 3;
+        ALTER TABLE leads ADD COLUMN attention_at INTEGER;
+        UPDATE leads SET attention_at = next_due_at WHERE state = 'sent';
+        DROP INDEX IF EXISTS leads_due;
+        ALTER TABLE leads DROP COLUMN next_due_at;
+        CREATE INDEX IF NOT EXISTS leads_attention ON leads (attention_at) WHERE attention_at IS NOT NULL;
+        CREATE TABLE IF NOT EXISTS contact_markers (
+            agent_id TEXT NOT NULL, email_key TEXT NOT NULL, lead_id TEXT NOT NULL, PRIMARY KEY (agent_id, email_key));
+        INSERT OR IGNORE INTO contact_markers (agent_id, email_key, lead_id)
+            SELECT agent_id, email_key, id FROM leads
+            WHERE state IN ('sending', 'parked') OR json_array_length(json_extract(body, '$.sent_messages')) > 0
+            ORDER BY id;
+        CREATE TABLE IF NOT EXISTS health_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
+        PRAGMA user_version = 4;
         COMMIT;",
     )
 }

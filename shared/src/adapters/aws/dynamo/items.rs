@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use crate::adapters::cursor;
 use crate::domain::api_key::ApiKey;
 use crate::domain::{
-    Agent, EmailDraft, Execution, ExecutionCounters, ExecutionLogEntry, Lead, LeadStateKind, MailboxCursor, ResearchReport, Suppression,
+    Agent, EmailDraft, Execution, ExecutionCounters, ExecutionLogEntry, Lead, LeadStateKind, MailboxCursor, ResearchReport,
 };
 use crate::ports::StoreError;
 
@@ -77,6 +77,43 @@ pub fn lead_count_attribute(state: LeadStateKind) -> String {
     format!("leads_{}", state.as_str())
 }
 
+/// Counter shards per execution: a lead's transitions add to the shard of its id, so an
+/// execution's workers spread their counter writes over this many items instead of
+/// serialising on one.
+pub const COUNTER_SHARDS: u64 = 16;
+
+/// Partitions of the attention index, so the sweep's index is not one hot partition.
+pub const ATTENTION_SHARDS: u64 = 8;
+
+/// A stable small number from an id, for picking a shard.
+pub fn shard_of(id: impl std::fmt::Display, shards: u64) -> u64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(id.to_string().as_bytes());
+    u64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 digest has 32 bytes")) % shards
+}
+
+pub fn counter_shard_key(execution_id: impl std::fmt::Display, shard: u64) -> Item {
+    key(format!("EXEC#{execution_id}#COUNTS#{shard:02}"), "COUNTS")
+}
+
+/// The counts of an execution's leads as its start wrote them (set, not added, so a retried
+/// start writes the same numbers).
+pub fn start_counts_key(execution_id: impl std::fmt::Display) -> Item {
+    key(format!("EXEC#{execution_id}#COUNTS#START"), "COUNTS")
+}
+
+pub fn contact_key(agent_id: impl std::fmt::Display, address: &str) -> Item {
+    key(format!("CONTACT#{agent_id}#{address}"), "CONTACT")
+}
+
+pub fn health_key() -> Item {
+    key("HEALTH", "PROBE")
+}
+
+pub fn attention_partition(shard: u64) -> String {
+    format!("DUE#{shard}")
+}
+
 /// A domain object as the `data` attribute of an item, next to keys and a version.
 pub fn item_with<T: Serialize>(mut item: Item, version: u64, data: &T) -> Result<Item, StoreError> {
     let data = serde_dynamo::to_attribute_value(data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -101,26 +138,27 @@ pub fn agent_item(agent: &Agent) -> Result<Item, StoreError> {
     item_with(item, agent.version, agent)
 }
 
-/// A new execution item: its data, zeroed counters, and every lead counted as queued.
-pub fn execution_item(execution: &Execution, queued: u64) -> Result<Item, StoreError> {
+/// An execution item: its data and the attributes its indexes and conditions use. Counters are
+/// in the counter shards, not here.
+pub fn execution_item(execution: &Execution) -> Result<Item, StoreError> {
     let mut item = execution_key(execution.id);
     item.insert("gsi1pk".into(), s(executions_of_agent(execution.agent_id)));
     item.insert("gsi1sk".into(), s(execution.id.to_string()));
     item.insert("gsi2pk".into(), s("EXECS"));
     item.insert("gsi2sk".into(), s(execution.id.to_string()));
     item.insert("state".into(), s(execution.state.as_str()));
-    for counter in COUNTERS {
-        item.insert(counter.into(), n(0));
-    }
-    item.insert(lead_count_attribute(LeadStateKind::Queued), n(queued));
     item_with(item, execution.version, execution)
 }
 
 pub fn execution_from(item: &Item) -> Result<Execution, StoreError> {
     let mut execution: Execution = data_of(item)?;
     execution.version = number_of(item, "version");
-    execution.counters = ExecutionCounters::from_values(COUNTERS.map(|name| number_of(item, name)));
     Ok(execution)
+}
+
+/// A signed number attribute (counter shards hold deltas, which may be negative).
+pub fn signed_number_of(item: &Item, name: &str) -> i64 {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 /// The sort key of the due-follow-ups index: zero-padded so text order is time order.
@@ -137,9 +175,9 @@ pub fn lead_item(lead: &Lead) -> Result<Item, StoreError> {
     item.insert("gsi2sk".into(), s(lead.id.to_string()));
     item.insert("gsi3pk".into(), s(format!("STATE#{state}")));
     item.insert("gsi3sk".into(), s(lead.id.to_string()));
-    if let Some(due) = lead.next_step_due_at.filter(|_| matches!(lead.state.kind(), LeadStateKind::Sent | LeadStateKind::FollowUpDue)) {
-        item.insert("gsi4pk".into(), s("DUE"));
-        item.insert("gsi4sk".into(), s(due_sort_key(due.timestamp_millis(), lead.id)));
+    if let Some(at) = lead.attention_at {
+        item.insert("gsi4pk".into(), s(attention_partition(shard_of(lead.id, ATTENTION_SHARDS))));
+        item.insert("gsi4sk".into(), s(due_sort_key(at.timestamp_millis(), lead.id)));
     }
     item.insert("agent_id".into(), s(lead.agent_id.to_string()));
     item.insert("on_hold".into(), AttributeValue::Bool(lead.on_hold));
@@ -170,10 +208,6 @@ pub fn log_item(entry: &ExecutionLogEntry) -> Result<Item, StoreError> {
     // The uuid keeps two entries of the same millisecond apart, in the order they were written.
     let sort = format!("{:015}#{}", entry.at.timestamp_millis(), uuid::Uuid::now_v7());
     item_with(key(logs_of_execution(entry.execution_id), sort), 0, entry)
-}
-
-pub fn suppression_item(suppression: &Suppression) -> Result<Item, StoreError> {
-    item_with(suppression_key(&suppression.entry), 0, suppression)
 }
 
 /// Index attributes a cursor may carry: a cursor naming anything else was not issued here.

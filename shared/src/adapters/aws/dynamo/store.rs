@@ -1,45 +1,23 @@
-use std::collections::{BTreeMap, HashMap};
+//! The `Store` on DynamoDB: reads of agents, executions and leads, and the item helpers the
+//! other parts share. State changes are in `ledger.rs`; artifacts, logs, suppressions, keys,
+//! cursors and the health probe in `records.rs`.
+
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, PutRequest, TransactWriteItem, Update, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, PutRequest, TransactWriteItem, WriteRequest};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::items::*;
-use crate::domain::api_key::ApiKey;
 use crate::domain::{
-    Agent, AgentId, EmailAddress, EmailDraft, Execution, ExecutionCounters, ExecutionId, ExecutionLogEntry, Lead, LeadId, LeadStateKind,
-    MailboxCursor, ResearchReport, Suppression, Timestamp,
+    Agent, AgentId, EmailAddress, Execution, ExecutionCounters, ExecutionId, ExecutionState, Lead, LeadId, LeadStateKind, Timestamp,
 };
-use crate::ports::store::{
-    AgentStore, ApiKeyStore, ArtifactStore, ExecutionStore, LeadQuery, LeadStore, LogStore, MailboxCursorStore, SuppressionList,
-};
+use crate::ports::store::{AgentStore, ExecutionProgress, ExecutionStore, LeadQuery, LeadStore};
 use crate::ports::{Page, PageRequest, StoreError};
-
-/// Attempts at a write that DynamoDB refused because another transaction held one of its items
-/// (every lead transition touches its execution's item, so this is expected under load).
-const CONFLICT_ATTEMPTS: u32 = 8;
-
-/// Cancellation reasons that say "try again", as opposed to a failed condition.
-const TRANSIENT_REASONS: &[&str] = &["TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"];
-
-/// Service error codes of single-item writes that say "try again".
-const TRANSIENT_CODES: &[&str] = &["TransactionConflictException", "TransactionInProgressException", "ThrottlingException"];
-
-/// A jittered, growing pause before attempt `attempt` (0-based) of a conflicting write.
-async fn back_off(attempt: u32) {
-    let ceiling = 20u64 << attempt.min(6);
-    let jitter = (uuid::Uuid::new_v4().as_u128() % u128::from(ceiling)) as u64;
-    tokio::time::sleep(Duration::from_millis(ceiling / 2 + jitter / 2)).await;
-}
-
-fn is_transient<E: ProvideErrorMetadata>(error: &SdkError<E>) -> bool {
-    error.as_service_error().and_then(|e| e.code()).is_some_and(|code| TRANSIENT_CODES.contains(&code))
-}
 
 /// BatchWriteItem takes at most 25 items.
 const BATCH_WRITE_LIMIT: usize = 25;
@@ -48,12 +26,12 @@ const WRITE_CONCURRENCY: usize = 8;
 
 #[derive(Clone)]
 pub struct DynamoStore {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
 }
 
 /// A failed call, said as the service's own code and message where there is one.
-fn unavailable<E: ProvideErrorMetadata + std::error::Error + 'static>(error: SdkError<E>) -> StoreError {
+pub(super) fn unavailable<E: ProvideErrorMetadata + std::error::Error + 'static>(error: SdkError<E>) -> StoreError {
     match error.as_service_error() {
         Some(service) => {
             StoreError::Unavailable(format!("{}: {}", service.code().unwrap_or("ServiceError"), service.message().unwrap_or_default()))
@@ -86,19 +64,19 @@ impl DynamoStore {
         &self.table
     }
 
-    async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
+    pub(super) async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
         let output =
             self.client.get_item().table_name(&self.table).set_key(Some(key)).consistent_read(true).send().await.map_err(unavailable)?;
         Ok(output.item)
     }
 
-    async fn put(&self, item: Item) -> Result<(), StoreError> {
+    pub(super) async fn put(&self, item: Item) -> Result<(), StoreError> {
         self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(unavailable)?;
         Ok(())
     }
 
     /// Puts `item` unless an item with its key exists; `Ok(false)` when one did.
-    async fn put_new(&self, item: Item) -> Result<bool, StoreError> {
+    pub(super) async fn put_new(&self, item: Item) -> Result<bool, StoreError> {
         match self
             .client
             .put_item()
@@ -134,7 +112,7 @@ impl DynamoStore {
     }
 
     /// Why a conditional write failed: the item is gone, or it changed since it was read.
-    async fn missed(&self, key: Item) -> StoreError {
+    pub(super) async fn missed(&self, key: Item) -> StoreError {
         match self.get(key).await {
             Ok(Some(_)) => StoreError::Conflict,
             Ok(None) => StoreError::NotFound,
@@ -143,7 +121,7 @@ impl DynamoStore {
     }
 
     /// Writes items in batches of 25, several batches at a time, retrying unprocessed items.
-    async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
+    pub(super) async fn batch_put(&self, items: Vec<Item>) -> Result<(), StoreError> {
         let mut chunks = Vec::new();
         let mut items = items.into_iter().peekable();
         while items.peek().is_some() {
@@ -174,7 +152,7 @@ impl DynamoStore {
     }
 
     /// Runs a query until a page (plus one item, to know whether more follow) is collected.
-    async fn query_page(
+    pub(super) async fn query_page(
         &self,
         index: Option<&str>,
         query: impl Fn() -> QueryFluentBuilder,
@@ -207,12 +185,48 @@ impl DynamoStore {
         Ok((items, Some(encode_cursor(&key)?)))
     }
 
-    async fn execution_item(&self, id: ExecutionId) -> Result<Item, StoreError> {
-        self.get(execution_key(id)).await?.ok_or(StoreError::NotFound)
+    /// A transaction item that puts `item` unless its key exists.
+    pub(super) fn put_new_write(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Reads items by key, retrying the keys DynamoDB leaves unprocessed (under throttling); an
+    /// error when some stay unread, never a silently shorter answer.
+    pub(super) async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::new();
+        let mut pending = keys;
+        let mut delay = Duration::from_millis(50);
+        for attempt in 0..8 {
+            if pending.is_empty() {
+                return Ok(found);
+            }
+            if attempt > 0 {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(pending))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let output = self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(unavailable)?;
+            found.extend(output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default());
+            pending = output.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+        }
+        if pending.is_empty() {
+            return Ok(found);
+        }
+        Err(StoreError::Unavailable(format!("{} keys stayed unprocessed after repeated retries", pending.len())))
     }
 }
 
-fn leads_from(items: Vec<Item>) -> Result<Vec<Lead>, StoreError> {
+pub(super) fn leads_from(items: Vec<Item>) -> Result<Vec<Lead>, StoreError> {
     items.iter().map(lead_from).collect()
 }
 
@@ -258,33 +272,37 @@ impl AgentStore for DynamoStore {
 
 #[async_trait]
 impl ExecutionStore for DynamoStore {
-    async fn create_execution(&self, execution: &Execution, leads: &[Lead]) -> Result<(), StoreError> {
-        let put_new = |item: Item| -> Result<TransactWriteItem, StoreError> {
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            Ok(TransactWriteItem::builder().put(put).build())
-        };
-        let mut writes = vec![put_new(execution_item(execution, leads.len() as u64)?)?];
+    async fn create_execution(&self, execution: &Execution) -> Result<(), StoreError> {
+        let mut writes = vec![self.put_new_write(execution_item(execution)?)?];
         if let Some(key) = &execution.idempotency_key {
             let mut claim = idempotency_key(execution.agent_id, key);
             claim.insert("execution_id".into(), s(execution.id.to_string()));
-            writes.push(put_new(claim)?);
+            writes.push(self.put_new_write(claim)?);
         }
         match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
-            Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception()) => return Err(StoreError::Conflict),
-            Err(e) => return Err(unavailable(e)),
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception()) => Err(StoreError::Conflict),
+            Err(e) => Err(unavailable(e)),
         }
+    }
+
+    async fn write_leads(&self, execution: &Execution, leads: &[Lead]) -> Result<(), StoreError> {
         let items = leads.iter().map(lead_item).collect::<Result<Vec<_>, _>>()?;
-        self.batch_put(items).await
+        self.batch_put(items).await?;
+        // Written last and set rather than added: a retried start writes the same numbers.
+        let mut counts = start_counts_key(execution.id);
+        let mut by_state: BTreeMap<LeadStateKind, u64> = BTreeMap::new();
+        for lead in leads {
+            *by_state.entry(lead.state.kind()).or_default() += 1;
+        }
+        for (state, count) in by_state {
+            counts.insert(lead_count_attribute(state), n(count));
+        }
+        self.put(counts).await
     }
 
     async fn get_execution(&self, id: ExecutionId) -> Result<Execution, StoreError> {
-        execution_from(&self.execution_item(id).await?)
+        execution_from(&self.get(execution_key(id)).await?.ok_or(StoreError::NotFound)?)
     }
 
     async fn find_execution_by_idempotency_key(&self, agent_id: AgentId, key: &str) -> Result<Option<Execution>, StoreError> {
@@ -311,84 +329,35 @@ impl ExecutionStore for DynamoStore {
         Ok(Page { items: items.iter().map(execution_from).collect::<Result<_, _>>()?, next_cursor })
     }
 
-    async fn update_execution(&self, execution: &Execution) -> Result<Execution, StoreError> {
-        let mut stored = execution.clone();
-        stored.version += 1;
-        let data = serde_dynamo::to_attribute_value(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(execution_key(execution.id)))
-            .update_expression("SET #data = :data, #version = :next, #state = :state")
-            .condition_expression("attribute_exists(pk) AND #version = :expected")
-            .expression_attribute_names("#data", "data")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":data", data)
-            .expression_attribute_values(":next", n(stored.version))
-            .expression_attribute_values(":state", s(stored.state.as_str()))
-            .expression_attribute_values(":expected", n(execution.version));
-        for attempt in 0..CONFLICT_ATTEMPTS {
-            match request.clone().send().await {
-                Ok(_) => return Ok(stored),
-                Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                    return Err(self.missed(execution_key(execution.id)).await);
-                }
-                Err(e) if is_transient(&e) => back_off(attempt).await,
-                Err(e) => return Err(unavailable(e)),
-            }
-        }
-        Err(StoreError::Unavailable("the execution kept conflicting with transactions on it".into()))
+    async fn execution_progress(&self, id: ExecutionId) -> Result<ExecutionProgress, StoreError> {
+        let mut keys: Vec<Item> = (0..COUNTER_SHARDS).map(|shard| counter_shard_key(id, shard)).collect();
+        keys.push(start_counts_key(id));
+        let shards = self.batch_get(keys).await?;
+        let sum = |name: &str| shards.iter().map(|item| signed_number_of(item, name)).sum::<i64>().max(0) as u64;
+        let counters = ExecutionCounters::from_values(COUNTERS.map(sum));
+        let lead_counts =
+            LeadStateKind::ALL.into_iter().map(|kind| (kind, sum(&lead_count_attribute(kind)))).filter(|(_, count)| *count > 0).collect();
+        Ok(ExecutionProgress { counters, lead_counts })
     }
 
-    async fn add_to_counters(&self, id: ExecutionId, delta: &ExecutionCounters) -> Result<(), StoreError> {
-        let values = delta.values();
-        let changes: Vec<(&str, u64)> = COUNTERS.into_iter().zip(values).filter(|(_, v)| *v > 0).collect();
-        if changes.is_empty() {
-            return Ok(());
+    async fn has_executions_in(&self, agent_id: AgentId, states: &[ExecutionState]) -> Result<bool, StoreError> {
+        if states.is_empty() {
+            return Ok(false);
         }
-        let expression = format!("ADD {}", changes.iter().map(|(name, _)| format!("#{name} :{name}")).collect::<Vec<_>>().join(", "));
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(execution_key(id)))
-            .update_expression(expression)
-            .condition_expression("attribute_exists(pk)");
-        for (name, value) in changes {
-            update = update.expression_attribute_names(format!("#{name}"), name).expression_attribute_values(format!(":{name}"), n(value));
-        }
-        for attempt in 0..CONFLICT_ATTEMPTS {
-            match update.clone().send().await {
-                Ok(_) => return Ok(()),
-                Err(e) if is_transient(&e) => back_off(attempt).await,
-                Err(e) => return Err(unavailable(e)),
-            }
-        }
-        Err(StoreError::Unavailable("the counters kept conflicting with transactions on the execution".into()))
-    }
-
-    async fn lead_counts(&self, id: ExecutionId) -> Result<BTreeMap<LeadStateKind, u64>, StoreError> {
-        let item = self.execution_item(id).await?;
-        Ok(LeadStateKind::ALL
-            .into_iter()
-            .map(|kind| (kind, number_of(&item, &lead_count_attribute(kind))))
-            .filter(|(_, count)| *count > 0)
-            .collect())
-    }
-
-    async fn has_unfinished_executions(&self, agent_id: AgentId) -> Result<bool, StoreError> {
+        let names: Vec<String> = (0..states.len()).map(|i| format!(":s{i}")).collect();
+        let filter = format!("#state IN ({})", names.join(", "));
         let query = || {
-            self.client
+            let mut query = self
+                .client
                 .query()
                 .key_condition_expression("gsi1pk = :pk")
-                .filter_expression("#state IN (:created, :running, :paused)")
+                .filter_expression(filter.clone())
                 .expression_attribute_names("#state", "state")
-                .expression_attribute_values(":pk", s(executions_of_agent(agent_id)))
-                .expression_attribute_values(":created", s("created"))
-                .expression_attribute_values(":running", s("running"))
-                .expression_attribute_values(":paused", s("paused"))
+                .expression_attribute_values(":pk", s(executions_of_agent(agent_id)));
+            for (name, state) in names.iter().zip(states) {
+                query = query.expression_attribute_values(name.clone(), s(state.as_str()));
+            }
+            query
         };
         let (items, _) = self.query_page(Some("gsi1"), query, &PageRequest::first(1)).await?;
         Ok(!items.is_empty())
@@ -449,71 +418,6 @@ impl LeadStore for DynamoStore {
         Ok(Page { items: leads_from(items)?, next_cursor })
     }
 
-    async fn update_lead(&self, lead: &Lead) -> Result<Lead, StoreError> {
-        // The stored state is read first: the execution's per-state counts move with it.
-        let current = self.get(lead_key(lead.id)).await?.ok_or(StoreError::NotFound)?;
-        if number_of(&current, "version") != lead.version {
-            return Err(StoreError::Conflict);
-        }
-        let previous = lead_from(&current)?.state.kind();
-        let mut stored = lead.clone();
-        stored.version += 1;
-        let next = stored.state.kind();
-        let corrupt = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Corrupt(e.to_string());
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(lead_item(&stored)?))
-            .condition_expression("#version = :expected")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":expected", n(lead.version))
-            .build()
-            .map_err(corrupt)?;
-        let mut writes = vec![TransactWriteItem::builder().put(put).build()];
-        if previous != next {
-            let counts = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(execution_key(lead.execution_id)))
-                .update_expression("ADD #from :minus, #to :plus")
-                .expression_attribute_names("#from", lead_count_attribute(previous))
-                .expression_attribute_names("#to", lead_count_attribute(next))
-                .expression_attribute_values(":minus", n(-1))
-                .expression_attribute_values(":plus", n(1))
-                .build()
-                .map_err(corrupt)?;
-            writes.push(TransactWriteItem::builder().update(counts).build());
-        }
-        if matches!(next, LeadStateKind::Sent | LeadStateKind::Completed)
-            && previous == LeadStateKind::Sending
-            && let Some(sent) = stored.sent_messages.last()
-        {
-            let mut index = message_key(&sent.message_id);
-            index.insert("lead_id".into(), s(stored.id.to_string()));
-            let put = Put::builder().table_name(&self.table).set_item(Some(index)).build().map_err(corrupt)?;
-            writes.push(TransactWriteItem::builder().put(put).build());
-        }
-        for attempt in 0..CONFLICT_ATTEMPTS {
-            let error = match self.client.transact_write_items().set_transact_items(Some(writes.clone())).send().await {
-                Ok(_) => return Ok(stored),
-                Err(error) => error,
-            };
-            let reasons: Vec<String> = match error.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                    cancelled.cancellation_reasons().iter().filter_map(|r| r.code().map(str::to_string)).collect()
-                }
-                _ if is_transient(&error) => vec!["TransactionConflict".into()],
-                _ => return Err(unavailable(error)),
-            };
-            if reasons.iter().any(|r| r == "ConditionalCheckFailed") {
-                return Err(self.missed(lead_key(lead.id)).await);
-            }
-            if !reasons.iter().any(|r| TRANSIENT_REASONS.contains(&r.as_str())) {
-                return Err(StoreError::Unavailable(format!("the transaction was cancelled: {}", reasons.join(", "))));
-            }
-            back_off(attempt).await;
-        }
-        Err(StoreError::Unavailable("the lead's transaction kept conflicting with others".into()))
-    }
-
     async fn find_lead_by_message_id(&self, message_id: &str) -> Result<Option<Lead>, StoreError> {
         let Some(index) = self.get(message_key(message_id)).await? else { return Ok(None) };
         let Some(lead_id) = index.get("lead_id").and_then(|v| v.as_s().ok()).and_then(|v| v.parse::<LeadId>().ok()) else {
@@ -526,15 +430,25 @@ impl LeadStore for DynamoStore {
         }
     }
 
-    async fn due_follow_ups(&self, now: Timestamp, limit: u32) -> Result<Vec<Lead>, StoreError> {
-        let query = || {
-            self.client
-                .query()
-                .key_condition_expression("gsi4pk = :due AND gsi4sk <= :now")
-                .expression_attribute_values(":due", s("DUE"))
-                .expression_attribute_values(":now", s(due_sort_key(now.timestamp_millis(), "~")))
-        };
-        let (items, _) = self.query_page(Some("gsi4"), query, &PageRequest::first(limit)).await?;
+    async fn leads_needing_attention(&self, now: Timestamp, limit: u32) -> Result<Vec<Lead>, StoreError> {
+        let until = s(due_sort_key(now.timestamp_millis(), "~"));
+        let shards = (0..ATTENTION_SHARDS).map(|shard| {
+            let until = until.clone();
+            async move {
+                let query = || {
+                    self.client
+                        .query()
+                        .key_condition_expression("gsi4pk = :due AND gsi4sk <= :now")
+                        .expression_attribute_values(":due", s(attention_partition(shard)))
+                        .expression_attribute_values(":now", until.clone())
+                };
+                self.query_page(Some("gsi4"), query, &PageRequest::first(limit)).await.map(|(items, _)| items)
+            }
+        });
+        let mut items: Vec<Item> = futures::future::try_join_all(shards).await?.into_iter().flatten().collect();
+        let sort_key = |item: &Item| item.get("gsi4sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        items.sort_by_key(sort_key);
+        items.truncate(limit as usize);
         leads_from(items)
     }
 
@@ -550,104 +464,10 @@ impl LeadStore for DynamoStore {
         let (items, _) = self.query_page(Some("gsi1"), query, &PageRequest::first(limit)).await?;
         leads_from(items)
     }
-}
 
-#[async_trait]
-impl ArtifactStore for DynamoStore {
-    async fn put_research(&self, report: &ResearchReport) -> Result<(), StoreError> {
-        self.put(research_item(report)?).await
-    }
-
-    async fn get_research(&self, company_domain: &str) -> Result<Option<ResearchReport>, StoreError> {
-        self.get(research_key(company_domain)).await?.as_ref().map(data_of).transpose()
-    }
-
-    async fn put_draft(&self, draft: &EmailDraft) -> Result<(), StoreError> {
-        self.put(draft_item(draft)?).await
-    }
-
-    async fn get_draft(&self, lead_id: LeadId, step: u32) -> Result<Option<EmailDraft>, StoreError> {
-        self.get(draft_key(lead_id, step)).await?.as_ref().map(data_of).transpose()
-    }
-}
-
-#[async_trait]
-impl LogStore for DynamoStore {
-    async fn append_logs(&self, entries: &[ExecutionLogEntry]) -> Result<(), StoreError> {
-        let items = entries.iter().map(log_item).collect::<Result<Vec<_>, _>>()?;
-        match items.len() {
-            0 => Ok(()),
-            1 => self.put(items.into_iter().next().expect("one item")).await,
-            _ => self.batch_put(items).await,
-        }
-    }
-
-    async fn list_logs(&self, execution_id: ExecutionId, page: &PageRequest) -> Result<Page<ExecutionLogEntry>, StoreError> {
-        let query = || {
-            self.client.query().key_condition_expression("pk = :pk").expression_attribute_values(":pk", s(logs_of_execution(execution_id)))
-        };
-        let (items, next_cursor) = self.query_page(None, query, page).await?;
-        Ok(Page { items: items.iter().map(data_of).collect::<Result<_, _>>()?, next_cursor })
-    }
-}
-
-#[async_trait]
-impl SuppressionList for DynamoStore {
-    async fn suppression_for(&self, address: &EmailAddress) -> Result<Option<Suppression>, StoreError> {
-        let keys = Suppression::keys_for(address).map(|entry| suppression_key(&entry));
-        let request = KeysAndAttributes::builder()
-            .set_keys(Some(keys.to_vec()))
-            .consistent_read(true)
-            .build()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let output = self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(unavailable)?;
-        let mut found: HashMap<String, Vec<Item>> = output.responses.unwrap_or_default();
-        found.remove(&self.table).unwrap_or_default().first().map(data_of).transpose()
-    }
-
-    async fn suppress(&self, suppression: &Suppression) -> Result<(), StoreError> {
-        // The first reason an address was suppressed is the one kept.
-        self.put_new(suppression_item(suppression)?).await.map(|_| ())
-    }
-}
-
-#[async_trait]
-impl ApiKeyStore for DynamoStore {
-    async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
-        if self.put_new(api_key_item(key)?).await? { Ok(()) } else { Err(StoreError::Conflict) }
-    }
-
-    async fn get_api_key(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
-        self.get(api_key_key(id)).await?.as_ref().map(data_of).transpose()
-    }
-
-    async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
-        let query = || self.client.query().key_condition_expression("gsi1pk = :pk").expression_attribute_values(":pk", s("APIKEYS"));
-        let (items, _) = self.query_page(Some("gsi1"), query, &PageRequest::first(PageRequest::MAX_LIMIT)).await?;
-        items.iter().map(data_of).collect()
-    }
-
-    async fn revoke_api_key(&self, id: &str, at: Timestamp) -> Result<ApiKey, StoreError> {
-        let mut key = self.get_api_key(id).await?.ok_or(StoreError::NotFound)?;
-        key.revoked_at.get_or_insert(at);
-        self.put(api_key_item(&key)?).await?;
-        Ok(key)
-    }
-}
-
-#[async_trait]
-impl MailboxCursorStore for DynamoStore {
-    async fn get_mailbox_cursor(&self, folder: &str) -> Result<Option<MailboxCursor>, StoreError> {
-        self.get(mailbox_cursor_key(folder)).await?.as_ref().map(data_of).transpose()
-    }
-
-    async fn save_mailbox_cursor(&self, cursor: &MailboxCursor) -> Result<(), StoreError> {
-        self.put(mailbox_cursor_item(cursor)?).await
-    }
-
-    async fn list_mailbox_cursors(&self) -> Result<Vec<MailboxCursor>, StoreError> {
-        let query = || self.client.query().key_condition_expression("gsi1pk = :pk").expression_attribute_values(":pk", s("MAILBOXES"));
-        let (items, _) = self.query_page(Some("gsi1"), query, &PageRequest::first(PageRequest::MAX_LIMIT)).await?;
-        items.iter().map(data_of).collect()
+    async fn contact_holder(&self, agent_id: AgentId, address: &EmailAddress) -> Result<Option<LeadId>, StoreError> {
+        let Some(marker) = self.get(contact_key(agent_id, &address.dedupe_key())).await? else { return Ok(None) };
+        let holder = marker.get("lead_id").and_then(|v| v.as_s().ok()).and_then(|v| v.parse::<LeadId>().ok());
+        holder.map(Some).ok_or_else(|| StoreError::Corrupt("a contact marker names no lead".into()))
     }
 }

@@ -8,22 +8,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::{Days, Duration, NaiveDate};
+use chrono::Days;
 use serde::Serialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::journal::{self, lead_entry};
-use super::{RetryableStepError, progress};
-use crate::domain::{
-    EmailAddress, ExecutionCounters, InboundRecord, Lead, LeadEvent, LeadStateKind, LogLevel, MailboxCursor, Suppression, Timestamp,
-};
+use super::{RetryableStepError, StepPorts, deciding};
+use crate::domain::{EmailAddress, InboundEffect, InboundRecord, Lead, LeadEvent, LeadStateKind, MailboxCursor, SequenceEnd};
 use crate::inbound::{self, BounceReport, InboundMail, MailClass};
 use crate::ports::store::LeadQuery;
 use crate::ports::{Clock, FolderBatch, InboundMessage, Inbox, PageRequest, Store, StoreError};
-
-/// When an out-of-office names no date, the next follow-up waits at least this long after it.
-pub const UNDATED_ABSENCE: Duration = Duration::days(7);
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ReplyReport {
@@ -41,165 +34,21 @@ pub struct ReplyReport {
     pub failed_folders: Vec<String>,
 }
 
-/// Why a lead's sequence ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SequenceEnd {
-    Replied,
-    HardBounce,
-    Complaint,
-    Unsubscribed,
-}
-
-impl SequenceEnd {
-    fn event(self) -> LeadEvent {
-        match self {
-            Self::Replied => LeadEvent::ReplyReceived,
-            Self::HardBounce => LeadEvent::HardBounce,
-            Self::Complaint | Self::Unsubscribed => LeadEvent::UnsubscribeRequested,
-        }
-    }
-
-    fn suppression_reason(self) -> Option<&'static str> {
-        match self {
-            Self::Replied => None,
-            Self::HardBounce => Some("hard_bounce"),
-            Self::Complaint => Some("complaint"),
-            Self::Unsubscribed => Some("unsubscribed"),
-        }
-    }
-
-    fn counters(self) -> ExecutionCounters {
-        match self {
-            Self::Replied => ExecutionCounters { replied: 1, ..Default::default() },
-            Self::HardBounce => ExecutionCounters { bounced: 1, ..Default::default() },
-            Self::Complaint => ExecutionCounters { complained: 1, unsubscribed: 1, ..Default::default() },
-            Self::Unsubscribed => ExecutionCounters { unsubscribed: 1, ..Default::default() },
-        }
-    }
-}
-
 /// What one inbound message does to its lead.
-enum Action {
-    End(SequenceEnd),
-    /// Kept on the lead; nothing else changes but a counter and, for an out-of-office, the
-    /// next follow-up's due time (moved past the record's `absent_until`).
-    Note {
-        counters: ExecutionCounters,
-        moves_follow_up: bool,
-    },
-}
-
-fn action_for(class: &MailClass) -> Action {
+fn effect_of(class: &MailClass) -> InboundEffect {
     match class {
-        MailClass::HumanReply => Action::End(SequenceEnd::Replied),
-        MailClass::Bounce(BounceReport { permanent: true, .. }) => Action::End(SequenceEnd::HardBounce),
-        MailClass::Complaint { .. } => Action::End(SequenceEnd::Complaint),
-        MailClass::UnsubscribeRequest => Action::End(SequenceEnd::Unsubscribed),
-        MailClass::Bounce(_) => {
-            Action::Note { counters: ExecutionCounters { soft_bounced: 1, ..Default::default() }, moves_follow_up: false }
-        }
-        MailClass::AutoReply { .. } => {
-            Action::Note { counters: ExecutionCounters { auto_replied: 1, ..Default::default() }, moves_follow_up: true }
-        }
-        MailClass::DeliveryReport { .. } => Action::Note { counters: ExecutionCounters::default(), moves_follow_up: false },
+        MailClass::HumanReply => InboundEffect::Ends(SequenceEnd::Replied),
+        MailClass::Bounce(BounceReport { permanent: true, .. }) => InboundEffect::Ends(SequenceEnd::HardBounce),
+        MailClass::Complaint { .. } => InboundEffect::Ends(SequenceEnd::Complaint),
+        MailClass::UnsubscribeRequest => InboundEffect::Ends(SequenceEnd::Unsubscribed),
+        MailClass::Bounce(_) => InboundEffect::SoftBounce,
+        MailClass::AutoReply { absent_until } => InboundEffect::AutoReply { absent_until: *absent_until },
+        MailClass::DeliveryReport { .. } => InboundEffect::DeliveryReport,
     }
-}
-
-/// The next follow-up after an out-of-office: not before the day after the absence (at the
-/// time of day it was due), or `UNDATED_ABSENCE` after the auto-reply when it names no date.
-fn due_after_absence(due: Timestamp, absent_until: Option<NaiveDate>, received_at: Timestamp) -> Timestamp {
-    let back = match absent_until.and_then(|d| d.checked_add_days(Days::new(1))) {
-        Some(day) => day.and_time(due.time()).and_utc(),
-        None => received_at + UNDATED_ABSENCE,
-    };
-    due.max(back)
-}
-
-/// Ends a lead's sequence, suppresses the address where that applies and updates counters.
-/// Returns `false` when the lead was already in that state (nothing changed).
-pub async fn end_sequence(
-    store: &dyn Store,
-    clock: &dyn Clock,
-    lead: &Lead,
-    end: SequenceEnd,
-    inbound: Option<InboundRecord>,
-) -> Result<bool, RetryableStepError> {
-    settle(store, clock, lead, Action::End(end), inbound).await
-}
-
-/// Writes what a message does to its lead in one conditional update. Returns whether the lead's
-/// state changed.
-async fn settle(
-    store: &dyn Store,
-    clock: &dyn Clock,
-    lead: &Lead,
-    action: Action,
-    inbound: Option<InboundRecord>,
-) -> Result<bool, RetryableStepError> {
-    let now = clock.now();
-    if let Action::End(end) = action
-        && let Some(reason) = end.suppression_reason()
-    {
-        store.suppress(&Suppression { entry: lead.contact.email.dedupe_key(), reason: reason.into(), created_at: now }).await?;
-    }
-    let ended = match &action {
-        Action::End(end) => lead.advanced(end.event(), now).ok(),
-        Action::Note { .. } => None,
-    };
-    let changed_state = ended.is_some();
-    let mut next = ended.unwrap_or_else(|| lead.clone());
-    let mut moved_due = None;
-    if let (Action::Note { moves_follow_up: true, .. }, Some(record)) = (&action, &inbound)
-        && lead.state.kind() == LeadStateKind::Sent
-        && let Some(due) = lead.next_step_due_at
-    {
-        let moved = due_after_absence(due, record.absent_until, record.received_at);
-        if moved != due {
-            next.next_step_due_at = Some(moved);
-            moved_due = Some(moved);
-        }
-    }
-    let recorded = inbound.is_some();
-    if let Some(record) = inbound.clone() {
-        next.record_inbound(record);
-    }
-    if !changed_state && !recorded {
-        return Ok(false);
-    }
-    next.updated_at = now;
-    match store.update_lead(&next).await {
-        Ok(_) => {}
-        Err(StoreError::Conflict) => return Err(RetryableStepError("the lead changed meanwhile".into())),
-        Err(e) => return Err(e.into()),
-    }
-    let counters = match &action {
-        Action::End(end) if changed_state => end.counters(),
-        Action::Note { counters, .. } => *counters,
-        Action::End(_) => ExecutionCounters::default(),
-    };
-    if counters != ExecutionCounters::default() {
-        store.add_to_counters(lead.execution_id, &counters).await?;
-    }
-    let class = inbound.as_ref().map_or("unsubscribe_request", |r| r.class.as_str());
-    let message = match (changed_state, moved_due) {
-        (true, _) => format!("{} → {}", lead.contact.email, next.state.kind()),
-        (false, Some(due)) => format!("{} from {}: next email moved to {}", class, lead.contact.email, due.format("%Y-%m-%d")),
-        (false, None) => format!("{} from {}", class, lead.contact.email),
-    };
-    let kind = if changed_state { format!("lead.{}", next.state.kind()) } else { format!("lead.{class}") };
-    let data = inbound.map(|r| json!({"class": r.class, "subject": r.subject, "status": r.status, "absent_until": r.absent_until}));
-    let mut entry = lead_entry(lead, LogLevel::Info, &kind, message, now);
-    if let Some(data) = data {
-        entry = entry.with_data(data);
-    }
-    journal::record(store, entry).await;
-    if changed_state {
-        progress::complete_if_finished(store, clock, lead.execution_id).await?;
-    }
-    Ok(changed_state)
 }
 
 pub struct ReplyProcessor {
+    ports: StepPorts,
     store: Arc<dyn Store>,
     inbox: Arc<dyn Inbox>,
     clock: Arc<dyn Clock>,
@@ -218,9 +67,9 @@ enum Processed {
 }
 
 impl ReplyProcessor {
-    pub fn new(store: Arc<dyn Store>, inbox: Arc<dyn Inbox>, clock: Arc<dyn Clock>, lookback_days: u32) -> Self {
+    pub fn new(ports: StepPorts, inbox: Arc<dyn Inbox>, lookback_days: u32) -> Self {
         let own_addresses = inbox.own_addresses();
-        Self { store, inbox, clock, lookback_days, own_addresses }
+        Self { store: ports.store.clone(), clock: ports.clock.clone(), ports, inbox, lookback_days, own_addresses }
     }
 
     /// Reads and acts on up to `batch` new messages per folder. A folder that cannot be read is
@@ -336,12 +185,7 @@ impl ReplyProcessor {
             return Ok(Processed::Own);
         }
         let message_key = mail.message_id.clone().unwrap_or_else(|| format!("sha256:{:x}", Sha256::digest(&message.raw)));
-        if lead.has_inbound(&message_key) {
-            return Ok(Processed::Duplicate);
-        }
-        if lead.state.kind() == LeadStateKind::Sending {
-            return Ok(Processed::Deferred);
-        }
+        let lead_id = lead.id;
         let record = InboundRecord {
             class: mail.class.name().into(),
             message_key,
@@ -360,8 +204,26 @@ impl ReplyProcessor {
             folder: message.folder.clone(),
             received_at: self.clock.now(),
         };
-        settle(self.store.as_ref(), self.clock.as_ref(), &lead, action_for(&mail.class), Some(record)).await?;
-        Ok(Processed::Matched)
+        let effect = effect_of(&mail.class);
+        let processed = deciding(move || {
+            let record = record.clone();
+            async move {
+                let Some(lead) = self.ports.load_lead(lead_id).await? else { return Ok(Processed::Unmatched) };
+                if lead.has_inbound(&record.message_key) {
+                    return Ok(Processed::Duplicate);
+                }
+                if lead.state.kind() == LeadStateKind::Sending {
+                    return Ok(Processed::Deferred);
+                }
+                match lead.advanced(LeadEvent::Inbound { record: Some(record), effect }, self.ports.clock.now()) {
+                    Ok(transition) => self.ports.commit(&transition).await?,
+                    Err(_) => return Ok(Processed::Duplicate),
+                }
+                Ok(Processed::Matched)
+            }
+        })
+        .await?;
+        Ok(processed)
     }
 
     async fn is_agent_sender(&self, lead: &Lead, from: Option<&str>) -> Result<bool, RetryableStepError> {
@@ -389,23 +251,5 @@ impl ReplyProcessor {
         let contacted: Vec<Lead> = leads.items.into_iter().filter(|lead| !lead.sent_messages.is_empty()).collect();
         let running = contacted.iter().rev().find(|lead| !lead.state.kind().is_terminal()).cloned();
         Ok(running.or_else(|| contacted.into_iter().next_back()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(raw: &str) -> Timestamp {
-        chrono::DateTime::parse_from_rfc3339(raw).unwrap().to_utc()
-    }
-
-    #[test]
-    fn an_absence_moves_the_follow_up_to_the_day_after_it_at_the_same_hour() {
-        let due = at("2026-11-27T14:00:00Z");
-        let received = at("2026-11-24T10:00:00Z");
-        assert_eq!(due_after_absence(due, NaiveDate::from_ymd_opt(2026, 12, 4), received), at("2026-12-05T14:00:00Z"));
-        assert_eq!(due_after_absence(due, NaiveDate::from_ymd_opt(2026, 11, 25), received), due, "never earlier");
-        assert_eq!(due_after_absence(due, None, received), at("2026-12-01T10:00:00Z"));
     }
 }

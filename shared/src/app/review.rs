@@ -1,0 +1,175 @@
+//! What a person decides about one lead: approve or reject a draft, resolve a parked send, and
+//! the prospect's own one-click unsubscribe.
+
+use super::send::next_step_due;
+use super::{Committed, StepPorts};
+use crate::domain::outreach_email::{message_id_for, subject_for_step};
+use crate::domain::{
+    EmailDraft, InboundEffect, Lead, LeadEvent, LeadId, LeadStateKind, MarkerChange, Resolution, SentMessage, SequenceEnd, Suppression,
+    Transition,
+};
+use crate::ports::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("no lead with this id")]
+    NotFound,
+    /// The lead is not in a state the decision applies to.
+    #[error("{0}")]
+    WrongState(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<StoreError> for ReviewError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound => Self::NotFound,
+            other => Self::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// A reviewer's edits to a draft before approving it.
+#[derive(Clone, Debug, Default)]
+pub struct DraftEdits {
+    pub subject: Option<String>,
+    pub body: Option<String>,
+}
+
+/// How a person resolves a parked send.
+#[derive(Clone, Debug)]
+pub enum ParkedDecision {
+    /// The email left (seen in the provider's console or the recipient's mailbox).
+    Sent { provider_message_id: Option<String>, message_id: Option<String> },
+    /// The email did not leave: send it again.
+    SendAgain,
+}
+
+pub struct Review<'a> {
+    pub ports: &'a StepPorts,
+}
+
+impl Review<'_> {
+    /// Reads the lead, builds the transition and commits it, reading again after a conflict.
+    async fn decide<F>(&self, lead_id: LeadId, decision: F) -> Result<Lead, ReviewError>
+    where
+        F: Fn(&Lead) -> Result<Option<Transition>, ReviewError>,
+    {
+        for _ in 0..5 {
+            let lead = self.ports.store.get_lead(lead_id).await?;
+            let Some(transition) = decision(&lead)? else { return Ok(lead) };
+            match self.ports.commit(&transition).await {
+                // Recorded; the sweep enqueues what the commit could not.
+                Ok(()) | Err(Committed::NotEnqueued(_)) => return Ok(transition.next_lead().cloned().unwrap_or(lead)),
+                Err(Committed::Refused(StoreError::Conflict)) => continue,
+                Err(Committed::Refused(e)) => return Err(e.into()),
+            }
+        }
+        Err(ReviewError::Unavailable("the lead kept changing; try again".into()))
+    }
+
+    /// Approves the current draft, optionally edited, and sends it on its way. Approving an
+    /// approved lead enqueues its send again, so a retried approval is safe.
+    pub async fn approve(&self, lead_id: LeadId, edits: DraftEdits) -> Result<Lead, ReviewError> {
+        let lead = self.ports.store.get_lead(lead_id).await?;
+        if lead.state.kind() == LeadStateKind::Approved {
+            let next = crate::ports::StepMessage { execution_id: lead.execution_id, lead_id: lead.id, step: lead.step };
+            self.ports.queue.enqueue(crate::ports::StepQueue::Send, &[next]).await.map_err(|e| ReviewError::Unavailable(e.to_string()))?;
+            return Ok(lead);
+        }
+        awaiting_approval(&lead)?;
+        if edits.subject.is_some() || edits.body.is_some() {
+            let draft = self.ports.store.get_draft(lead.id, lead.step).await?;
+            let draft = draft.ok_or_else(|| ReviewError::WrongState("the lead has no draft to approve".into()))?;
+            self.ports.store.put_draft(&edited(draft, edits)).await?;
+        }
+        let now = self.ports.clock.now();
+        self.decide(lead_id, |lead| {
+            awaiting_approval(lead)?;
+            Ok(lead.advanced(LeadEvent::DraftApproved, now).ok())
+        })
+        .await
+    }
+
+    pub async fn reject(&self, lead_id: LeadId) -> Result<Lead, ReviewError> {
+        let now = self.ports.clock.now();
+        self.decide(lead_id, |lead| {
+            awaiting_approval(lead)?;
+            Ok(lead.advanced(LeadEvent::DraftRejected, now).ok())
+        })
+        .await
+    }
+
+    /// A person's decision about a parked send: it left (recorded as sent, counted, indexed for
+    /// replies, the next step scheduled), or it did not (sent again, explicitly).
+    pub async fn resolve(&self, lead_id: LeadId, decision: ParkedDecision) -> Result<Lead, ReviewError> {
+        let lead = self.ports.store.get_lead(lead_id).await?;
+        parked(&lead)?;
+        let agent = self.ports.store.get_agent(lead.agent_id).await?;
+        let draft = self.ports.store.get_draft(lead.id, lead.step).await?;
+        let now = self.ports.clock.now();
+        self.decide(lead_id, |lead| {
+            parked(lead)?;
+            let resolution = match &decision {
+                ParkedDecision::SendAgain => Resolution::SendAgain,
+                ParkedDecision::Sent { provider_message_id, message_id } => Resolution::Sent {
+                    sent: SentMessage {
+                        step: lead.step,
+                        message_id: message_id.clone().unwrap_or_else(|| message_id_for(lead.id, lead.step, agent.sender.email.domain())),
+                        provider_message_id: provider_message_id.clone().unwrap_or_else(|| "confirmed-by-a-person".into()),
+                        subject: draft.as_ref().map(|d| subject_for_step(lead, d)).unwrap_or_default(),
+                        sent_at: lead.state.claim().map_or(now, |c| c.claimed_at),
+                    },
+                    next_step_due_at: next_step_due(&agent, lead.step, now),
+                },
+            };
+            lead.advanced(LeadEvent::Resolved(resolution), now).map(Some).map_err(|e| ReviewError::WrongState(e.to_string()))
+        })
+        .await
+    }
+
+    /// The prospect's one-click unsubscribe: the sequence ends and the address is suppressed.
+    /// While a send is in flight the lead cannot change, but the address is suppressed at once,
+    /// so nothing further goes out.
+    pub async fn unsubscribe(&self, lead_id: LeadId) -> Result<Lead, ReviewError> {
+        let now = self.ports.clock.now();
+        self.decide(lead_id, |lead| {
+            let event = LeadEvent::Inbound { record: None, effect: InboundEffect::Ends(SequenceEnd::Unsubscribed) };
+            Ok(Some(match lead.advanced(event, now) {
+                Ok(transition) => transition,
+                Err(_) => Transition::markers(vec![MarkerChange::Suppress(Suppression {
+                    entry: lead.contact.email.dedupe_key(),
+                    reason: "unsubscribed".into(),
+                    created_at: now,
+                })]),
+            }))
+        })
+        .await
+    }
+}
+
+fn awaiting_approval(lead: &Lead) -> Result<(), ReviewError> {
+    match lead.state.kind() {
+        LeadStateKind::AwaitingApproval => Ok(()),
+        other => Err(ReviewError::WrongState(format!("the lead is {other}, not awaiting approval"))),
+    }
+}
+
+fn parked(lead: &Lead) -> Result<(), ReviewError> {
+    match lead.state.kind() {
+        LeadStateKind::Parked => Ok(()),
+        other => Err(ReviewError::WrongState(format!("the lead is {other}, not parked"))),
+    }
+}
+
+fn edited(mut draft: EmailDraft, edits: DraftEdits) -> EmailDraft {
+    if let Some(subject) = edits.subject.filter(|s| !s.trim().is_empty()) {
+        draft.subject = subject;
+    }
+    if let Some(text) = edits.body.filter(|s| !s.trim().is_empty()) {
+        draft.body = text;
+    }
+    draft.drafted_by = format!("{} (edited by reviewer)", draft.drafted_by.trim_end_matches(" (edited by reviewer)"));
+    draft
+}

@@ -1,0 +1,252 @@
+//! Send, exactly once. SQS delivers at least once and mail providers have no idempotency key,
+//! so the lead is claimed before the email leaves:
+//! 1. `drafted/approved → sending` with a fresh claim id, in the same write as the agent's
+//!    contact marker for the address (refused when another lead of the agent holds it);
+//! 2. the email goes out with a Message-ID derived from (lead, step);
+//! 3. what the mailer answered is written, retried until it lands: `sent` with the provider's
+//!    id; the claim given back only when the answer proves nothing left; `failed` when the
+//!    provider refused for good; `parked` for a person when the answer proves nothing either way.
+//!
+//! A delivery that finds the lead `sending` under a claim younger than `SEND_CLAIM_TIMEOUT`
+//! leaves it to the live worker and retries later; an older claim means the worker died
+//! mid-send, and the lead is parked: it is never sent again on a guess.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Duration as Span;
+
+use super::admission::{Admission, admit, skip_if_suppressed};
+use super::control::pause_for_configuration;
+use super::draft::fail;
+use super::{Committed, Interrupted, RetryableStepError, StepOutcome, StepPorts, StepResult, deciding};
+use crate::domain::outreach_email::{self, OutreachEmail, UnsubscribeLinks};
+use crate::domain::transition::SEND_CLAIM_TIMEOUT;
+use crate::domain::unsubscribe::UnsubscribeSigner;
+use crate::domain::{Agent, Lead, LeadEvent, LeadId, LeadState, SendClaim, SentMessage, SkipReason, Timestamp};
+pub use crate::ports::{FixedUnsubscribeKey, UnsubscribeKeys};
+use crate::ports::{MailError, Mailer, SendReceipt, StepMessage, StoreError};
+
+/// How long the outcome of a send is retried against an unavailable store before the claim is
+/// left for the sweep (which parks it): inside the send function's 30 s timeout.
+const SETTLE_DEADLINE: Duration = Duration::from_secs(20);
+
+/// How unsubscribe links in outgoing emails are built.
+#[derive(Clone)]
+pub struct UnsubscribeSettings {
+    pub keys: Arc<dyn UnsubscribeKeys>,
+    /// The public base URL of the API, for example `https://abc.execute-api.eu-west-1.amazonaws.com`.
+    pub public_base_url: String,
+}
+
+impl UnsubscribeSettings {
+    pub fn links_for(&self, signer: &UnsubscribeSigner, agent: &Agent, lead: &Lead) -> UnsubscribeLinks {
+        UnsubscribeLinks {
+            https_url: format!("{}/unsubscribe/{}", self.public_base_url.trim_end_matches('/'), signer.token_for(lead.id)),
+            mailto: format!("mailto:{}?subject=unsubscribe", agent.sender.reply_to.as_ref().unwrap_or(&agent.sender.email)),
+        }
+    }
+}
+
+pub struct SendStep {
+    pub(crate) ports: StepPorts,
+    mailer: Arc<dyn Mailer>,
+    unsubscribe: UnsubscribeSettings,
+}
+
+/// What the mailer's answer means for the claim.
+enum Settlement {
+    Confirm(SendReceipt),
+    Release(String),
+    Refuse(String),
+    Park(String),
+}
+
+impl SendStep {
+    pub fn new(ports: StepPorts, mailer: Arc<dyn Mailer>, unsubscribe: UnsubscribeSettings) -> Self {
+        Self { ports, mailer, unsubscribe }
+    }
+
+    pub async fn handle(&self, message: &StepMessage) -> StepResult {
+        deciding(move || self.attempt(message)).await
+    }
+
+    async fn attempt(&self, message: &StepMessage) -> Result<StepOutcome, Interrupted> {
+        let ports = &self.ports;
+        let now = ports.clock.now();
+        let Some(lead) = ports.load_lead(message.lead_id).await? else {
+            return Ok(StepOutcome::Ignored("no such lead".into()));
+        };
+        if lead.has_sent_step(message.step) {
+            return Ok(StepOutcome::AlreadyDone);
+        }
+        if lead.step != message.step {
+            return Ok(StepOutcome::Ignored(format!("lead is on step {}, message is for step {}", lead.step, message.step)));
+        }
+        match &lead.state {
+            LeadState::Drafted | LeadState::Approved if !lead.on_hold => {}
+            LeadState::Sending { claim } if now - claim.claimed_at < SEND_CLAIM_TIMEOUT => {
+                let age = (now - claim.claimed_at).num_seconds();
+                return Err(Interrupted::Retry(format!(
+                    "a send of step {} is in flight (claimed {age} s ago); this delivery waits",
+                    lead.step
+                )));
+            }
+            LeadState::Sending { .. } => {
+                let why = "the send of this step was interrupted before its outcome was recorded; the email may or may not have left";
+                return park_interrupted(ports, &lead, why).await;
+            }
+            other => return Ok(StepOutcome::Ignored(format!("lead is {}", other.kind()))),
+        }
+        let execution = match admit(ports, &lead).await? {
+            Admission::Proceed(execution) => execution,
+            Admission::Stop(outcome) => return Ok(outcome),
+        };
+        if skip_if_suppressed(ports, &lead).await? {
+            return Ok(StepOutcome::Skipped);
+        }
+        let Some(signer) = self.unsubscribe.keys.signer().await else {
+            let reason = "no unsubscribe signing key can be loaded, and every email must carry a working unsubscribe link";
+            return pause_for_configuration(ports, &lead, &execution, reason, LeadEvent::Hold).await;
+        };
+        let agent = ports.store.get_agent(lead.agent_id).await?;
+        let Some(draft) = ports.store.get_draft(lead.id, lead.step).await? else {
+            return fail(ports, &lead, format!("no draft is stored for step {}", lead.step)).await;
+        };
+        let email = match outreach_email::compose(&agent, &lead, &draft, &self.unsubscribe.links_for(&signer, &agent, &lead), now) {
+            Ok(email) => email,
+            Err(e) => return fail(ports, &lead, format!("the email could not be composed: {e}")).await,
+        };
+
+        let claim = SendClaim { claim_id: uuid::Uuid::new_v4().to_string(), claimed_at: now };
+        let claim_id = claim.claim_id.clone();
+        let Ok(claiming) = lead.advanced(LeadEvent::SendClaimed(claim), now) else {
+            return Ok(StepOutcome::Ignored("lead changed before the claim".into()));
+        };
+        match ports.commit(&claiming).await {
+            Ok(()) => {}
+            Err(Committed::Refused(StoreError::ContactHeld)) => return skip_already_contacted(ports, &lead).await,
+            Err(other) => return Err(other.into()),
+        }
+
+        let settlement = match self.mailer.send(&email).await {
+            Ok(receipt) => Settlement::Confirm(receipt),
+            Err(MailError::Retryable(why)) => Settlement::Release(why),
+            Err(MailError::Rejected(why)) => Settlement::Refuse(why),
+            Err(MailError::Ambiguous(why)) => Settlement::Park(format!("the mailer's answer was ambiguous: {why}")),
+            Err(MailError::Configuration(why)) => {
+                let claimed = ports.store.get_lead(lead.id).await?;
+                let release = LeadEvent::SendReleased { claim_id, why: why.clone(), hold: true };
+                let reason = format!("the mailer cannot send as configured: {why}");
+                return pause_for_configuration(ports, &claimed, &execution, &reason, release).await;
+            }
+        };
+        self.settle(&agent, &email, lead.id, &claim_id, settlement).await.map_err(|e| Interrupted::Retry(e.0))
+    }
+
+    /// Writes what the mailer's answer means, however long the store takes to accept it (within
+    /// the function's time), re-reading the lead after a conflict. Never re-runs the send.
+    async fn settle(
+        &self,
+        agent: &Agent,
+        email: &OutreachEmail,
+        lead_id: LeadId,
+        claim_id: &str,
+        settlement: Settlement,
+    ) -> Result<StepOutcome, RetryableStepError> {
+        let ports = &self.ports;
+        let deadline = Instant::now() + SETTLE_DEADLINE;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let attempt = async {
+                let lead = ports.store.get_lead(lead_id).await.map_err(Committed::Refused)?;
+                if lead.state.claim().is_none_or(|c| c.claim_id != claim_id) || lead.has_sent_step(email.step) {
+                    // Settled already (a landed write whose answer was lost), or by a person.
+                    return Ok(false);
+                }
+                let now = ports.clock.now();
+                let transition = lead.advanced(settlement.event(agent, &lead, email, claim_id, now), now);
+                ports.commit(&transition.map_err(|e| Committed::Refused(StoreError::Corrupt(e.to_string())))?).await?;
+                Ok(true)
+            };
+            let error = match attempt.await {
+                Ok(true) => return settlement.outcome(),
+                Ok(false) => return Ok(StepOutcome::AlreadyDone),
+                // Written; only the message after it is missing, which the sweep re-drives.
+                Err(Committed::NotEnqueued(why)) => {
+                    tracing::warn!(%lead_id, %why, "the outcome of the send is recorded");
+                    return settlement.outcome();
+                }
+                Err(Committed::Refused(StoreError::Conflict)) => continue,
+                Err(Committed::Refused(error)) => error.to_string(),
+            };
+            if Instant::now() >= deadline {
+                tracing::error!(%lead_id, %error, "the outcome of a send could not be recorded; the sweep will park the lead");
+                return Err(RetryableStepError(format!("the outcome of the send could not be recorded: {error}")));
+            }
+            tracing::warn!(%lead_id, %error, "recording the outcome of a send failed; retrying");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
+impl Settlement {
+    fn event(&self, agent: &Agent, lead: &Lead, email: &OutreachEmail, claim_id: &str, now: Timestamp) -> LeadEvent {
+        let claim_id = claim_id.to_string();
+        match self {
+            Self::Confirm(receipt) => confirmation(agent, lead, email, &claim_id, receipt, now),
+            Self::Release(why) => LeadEvent::SendReleased { claim_id, why: why.clone(), hold: false },
+            Self::Refuse(why) => LeadEvent::SendRefused { claim_id, why: why.clone() },
+            Self::Park(why) => LeadEvent::Park(why.clone()),
+        }
+    }
+
+    /// What the step reports once the settlement is written: a released claim asks for the
+    /// message to be retried.
+    fn outcome(&self) -> StepResult {
+        match self {
+            Self::Confirm(_) => Ok(StepOutcome::Advanced),
+            Self::Release(why) => Err(RetryableStepError(format!("mailer: {why}"))),
+            Self::Refuse(_) => Ok(StepOutcome::Failed),
+            Self::Park(_) => Ok(StepOutcome::Parked),
+        }
+    }
+}
+
+/// The event that records an email the mailer accepted.
+fn confirmation(agent: &Agent, lead: &Lead, email: &OutreachEmail, claim_id: &str, receipt: &SendReceipt, now: Timestamp) -> LeadEvent {
+    let sent = SentMessage {
+        step: email.step,
+        message_id: receipt.delivered_message_id.clone().unwrap_or_else(|| email.message_id.clone()),
+        provider_message_id: receipt.provider_message_id.clone(),
+        subject: email.subject.clone(),
+        sent_at: now,
+    };
+    LeadEvent::SendConfirmed { claim_id: claim_id.into(), sent, next_step_due_at: next_step_due(agent, lead.step, now) }
+}
+
+/// When the step after `step` is due, if the agent's sequence has one.
+pub(crate) fn next_step_due(agent: &Agent, step: u32, now: Timestamp) -> Option<Timestamp> {
+    agent.has_step_after(step).then(|| now + Span::days(i64::from(agent.step(step + 1).map_or(1, |s| s.wait_days))))
+}
+
+async fn park_interrupted(ports: &StepPorts, lead: &Lead, why: &str) -> Result<StepOutcome, Interrupted> {
+    match lead.advanced(LeadEvent::Park(why.to_string()), ports.clock.now()) {
+        Ok(parked) => {
+            ports.commit(&parked).await?;
+            Ok(StepOutcome::Parked)
+        }
+        Err(_) => Ok(StepOutcome::Ignored(format!("lead is {}", lead.state.kind()))),
+    }
+}
+
+async fn skip_already_contacted(ports: &StepPorts, lead: &Lead) -> Result<StepOutcome, Interrupted> {
+    let holder = ports.store.contact_holder(lead.agent_id, &lead.contact.email).await?;
+    let Ok(skip) = lead.advanced(LeadEvent::Skip(SkipReason::AlreadyContacted), ports.clock.now()) else {
+        return Ok(StepOutcome::Ignored(format!("lead is {}", lead.state.kind())));
+    };
+    let holder = holder.map_or_else(|| "another lead".to_string(), |id| format!("lead {id}"));
+    ports.commit(&skip.with_log_message(format!("{} was already emailed by this agent ({holder})", lead.contact.email))).await?;
+    Ok(StepOutcome::Skipped)
+}
