@@ -4,157 +4,19 @@
 //! SES throttling, a crash after SES accepted, two workers racing, a poison message.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use axum::http::StatusCode;
-use http_body_util::BodyExt;
-use sales_agent::adapters::aws::{SecretUnsubscribeKeys, SesMailer};
-use sales_agent::app::StepWorker;
-use sales_agent::config::{Backend, Settings};
+use sales_agent::adapters::aws::SecretUnsubscribeKeys;
 use sales_agent::lambda::{handle_scheduled, process_batch};
 use sales_agent::ports::ManualClock;
-use sales_agent::runtime::Runtime;
-use sales_agent_tests::aws::{self, DeployedQueues};
-use sales_agent_tests::event_source::EventSourceMapping;
+use sales_agent_tests::fault_proxy::FaultPlan;
 use sales_agent_tests::faults::DiesAfterSending;
 use sales_agent_tests::imap::TestMailbox;
 use sales_agent_tests::mail::{delivery_failure, reply_to};
-use serde_json::{Value, json};
+use sales_agent_tests::stack::{SENDER, at_path, default_secret, deploy, deploy_with, deploy_with_secret, draft_everything};
+use serde_json::json;
 use tokio::sync::Notify;
-use tower::ServiceExt;
-
-const SENDER: &str = "dana@northwind-analytics.example";
-
-/// Points an API Gateway v2 event at another path.
-fn at_path(event: &mut Value, path: &str) {
-    event["rawPath"] = json!(path);
-    event["requestContext"]["http"]["path"] = json!(path);
-}
-
-struct Stack {
-    config: aws_config::SdkConfig,
-    queues: DeployedQueues,
-    runtime: Runtime,
-    /// Lead addresses of this test are under this domain, so the shared moto SES store can be
-    /// read per test.
-    lead_domain: String,
-}
-
-async fn deploy() -> Stack {
-    deploy_with_secret(json!({"unsubscribe_signing_key": "test-only-signing-key", "openai_api_key": "", "mailboxes": []})).await
-}
-
-async fn deploy_with_secret(secret: Value) -> Stack {
-    let config = aws::config().await;
-    let table = aws::unique("sales-agent");
-    aws::create_state_table(&config, &table).await;
-    let queues = aws::create_step_queues(&config).await;
-    let secret = aws_sdk_secretsmanager::Client::new(&config)
-        .create_secret()
-        .name(aws::unique("sales-agent-secret"))
-        .secret_string(secret.to_string())
-        .send()
-        .await
-        .unwrap();
-    aws_sdk_ses::Client::new(&config).verify_email_identity().email_address(SENDER).send().await.unwrap();
-    let mut settings = Settings::for_data_dir(std::env::temp_dir());
-    settings.backend = Backend::Aws;
-    settings.public_base_url = "https://api.test.example".into();
-    settings.aws.table = Some(table);
-    settings.aws.research_queue_url = Some(queues.urls.research.clone());
-    settings.aws.draft_queue_url = Some(queues.urls.draft.clone());
-    settings.aws.send_queue_url = Some(queues.urls.send.clone());
-    settings.aws.secret_id = secret.arn;
-    let runtime = Runtime::on_aws(settings, &config).await.unwrap();
-    Stack { config, queues, runtime, lead_domain: format!("{}.example", uuid::Uuid::new_v4().simple()) }
-}
-
-impl Stack {
-    fn mapping(&self, url: &str, arn: &str, deliveries_per_batch: usize) -> EventSourceMapping {
-        EventSourceMapping {
-            client: aws_sdk_sqs::Client::new(&self.config),
-            queue_url: url.to_string(),
-            queue_arn: arn.to_string(),
-            deliveries_per_batch,
-            max_receive_count: self.queues.max_receive_count,
-        }
-    }
-
-    /// Polls research, draft and send until every queue is empty.
-    async fn drain(&self, runtime: &Runtime, deliveries_per_batch: usize) {
-        let (q, a) = (&self.queues.urls, &self.queues.arns);
-        let stages: [(EventSourceMapping, Box<dyn StepWorker>); 3] = [
-            (self.mapping(&q.research, &a.research, deliveries_per_batch), Box::new(runtime.research_step())),
-            (self.mapping(&q.draft, &a.draft, deliveries_per_batch), Box::new(runtime.draft_step())),
-            (self.mapping(&q.send, &a.send, deliveries_per_batch), Box::new(runtime.send_step())),
-        ];
-        for _ in 0..200 {
-            let mut received = 0;
-            for (mapping, worker) in &stages {
-                received += mapping.poll(worker.as_ref()).await.received;
-            }
-            if received == 0 {
-                return;
-            }
-        }
-        panic!("the queues did not drain");
-    }
-
-    async fn api(&self, event_file: &str, edit: impl FnOnce(&mut Value)) -> (StatusCode, Value) {
-        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../events").join(event_file);
-        let mut event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        edit(&mut event);
-        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-        let response = self.runtime.router().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-    }
-
-    /// Creates the sample agent and starts an execution with `count` leads, through the API.
-    async fn start(&self, count: usize) -> String {
-        let (status, agent) = self.api("api-create-agent.json", |_| {}).await;
-        assert_eq!(status, StatusCode::CREATED, "{agent}");
-        let agent_id = agent["id"].as_str().unwrap().to_string();
-        let leads: Vec<Value> = (0..count)
-            .map(|i| json!({"email": format!("lead{i}@{}", self.lead_domain), "first_name": format!("Lead{i}"), "company": "Initech"}))
-            .collect();
-        let (status, started) = self
-            .api("api-start-execution-json.json", |event| {
-                at_path(event, &format!("/api/v1/agents/{agent_id}/executions"));
-                event["body"] = json!(json!({"leads": leads}).to_string());
-            })
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{started}");
-        started["execution"]["id"].as_str().unwrap().to_string()
-    }
-
-    async fn execution(&self, id: &str) -> Value {
-        let (status, execution) = self
-            .api("api-get-execution.json", |event| {
-                at_path(event, &format!("/api/v1/executions/{id}"));
-            })
-            .await;
-        assert_eq!(status, StatusCode::OK);
-        execution
-    }
-
-    async fn leads(&self, execution_id: &str) -> Vec<Value> {
-        let (_, page) = self
-            .api("api-list-execution-leads.json", |event| {
-                at_path(event, &format!("/api/v1/executions/{execution_id}/leads"));
-                event["rawQueryString"] = json!("limit=100");
-                event["queryStringParameters"] = json!({"limit": "100"});
-            })
-            .await;
-        page["items"].as_array().unwrap().clone()
-    }
-
-    /// The emails moto's SES accepted for this test's leads.
-    async fn emails(&self) -> Vec<(Vec<String>, String)> {
-        aws::sent_emails().await.into_iter().filter(|(to, _)| to.iter().any(|t| t.ends_with(&self.lead_domain))).collect()
-    }
-}
 
 #[tokio::test]
 async fn five_leads_go_from_the_post_to_five_emails_in_ses_exactly_once_though_every_message_is_delivered_twice() {
@@ -186,84 +48,21 @@ async fn five_leads_go_from_the_post_to_five_emails_in_ses_exactly_once_though_e
     }
 }
 
-/// Answers the first `throttles` SendRawEmail calls with SES's own Throttling error and passes
-/// everything else to moto.
-async fn throttling_proxy(throttles: usize) -> (String, Arc<AtomicUsize>) {
-    let remaining = Arc::new(AtomicUsize::new(throttles));
-    let sends = Arc::new(AtomicUsize::new(0));
-    let target = aws::endpoint();
-    let http = reqwest::Client::new();
-    let app = axum::Router::new().fallback({
-        let (remaining, sends) = (remaining.clone(), sends.clone());
-        move |request: axum::extract::Request| {
-            let (remaining, sends, http, target) = (remaining.clone(), sends.clone(), http.clone(), target.clone());
-            async move {
-                let (parts, body) = request.into_parts();
-                let body = body.collect().await.unwrap().to_bytes();
-                if String::from_utf8_lossy(&body).contains("Action=SendRawEmail") {
-                    sends.fetch_add(1, Ordering::SeqCst);
-                    if remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
-                        let xml = "<ErrorResponse xmlns=\"http://ses.amazonaws.com/doc/2010-12-01/\"><Error><Type>Sender</Type>\
-                                   <Code>Throttling</Code><Message>Maximum sending rate exceeded.</Message></Error>\
-                                   <RequestId>throttled-1</RequestId></ErrorResponse>";
-                        return axum::http::Response::builder()
-                            .status(400)
-                            .header("content-type", "text/xml")
-                            .body(axum::body::Body::from(xml))
-                            .unwrap();
-                    }
-                }
-                let mut forward = http.request(parts.method.clone(), format!("{target}{}", parts.uri));
-                for (name, value) in &parts.headers {
-                    if name != "host" && name != "content-length" {
-                        forward = forward.header(name, value);
-                    }
-                }
-                let answer = forward.body(body).send().await.unwrap();
-                let mut response = axum::http::Response::builder().status(answer.status().as_u16());
-                for (name, value) in answer.headers() {
-                    if name != "content-length" && name != "transfer-encoding" {
-                        response = response.header(name, value);
-                    }
-                }
-                response.body(axum::body::Body::from(answer.bytes().await.unwrap())).unwrap()
-            }
-        }
-    });
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (address, sends)
-}
-
 #[tokio::test]
 async fn ses_throttling_then_acceptance_sends_one_email() {
-    let stack = deploy().await;
+    let stack = deploy_with(default_secret(), Some(FaultPlan { ses_throttles: 1, ..FaultPlan::default() })).await;
     let execution_id = stack.start(1).await;
-    let (proxy, sends) = throttling_proxy(1).await;
-    let mut runtime = stack.runtime.clone();
-    let through_proxy = aws_config::SdkConfig::builder()
-        .region(stack.config.region().cloned())
-        .credentials_provider(stack.config.credentials_provider().unwrap())
-        .endpoint_url(proxy)
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .build();
-    runtime.mailer = Arc::new(SesMailer::new(&through_proxy, None));
 
-    stack.drain(&runtime, 1).await;
+    stack.drain(&stack.runtime, 1).await;
 
-    assert_eq!(sends.load(Ordering::SeqCst), 2, "throttled once, accepted on the retry");
+    let counts = &stack.proxy.as_ref().unwrap().counts;
+    assert_eq!(
+        (counts.ses_throttles.load(Ordering::SeqCst), counts.emails_accepted.load(Ordering::SeqCst)),
+        (1, 1),
+        "throttled once, accepted on the retry"
+    );
     assert_eq!(stack.emails().await.len(), 1);
     assert_eq!(stack.leads(&execution_id).await[0]["state"], "sent");
-}
-
-/// Runs research and drafting for every lead, so only send messages are left.
-async fn draft_everything(stack: &Stack) {
-    let (q, a) = (&stack.queues.urls, &stack.queues.arns);
-    for _ in 0..10 {
-        stack.mapping(&q.research, &a.research, 1).poll(&stack.runtime.research_step()).await;
-        stack.mapping(&q.draft, &a.draft, 1).poll(&stack.runtime.draft_step()).await;
-    }
 }
 
 #[tokio::test]

@@ -18,7 +18,11 @@ pub fn endpoint() -> String {
 
 /// An SDK configuration pointing every client at moto, with throwaway credentials.
 pub async fn config() -> aws_config::SdkConfig {
-    let endpoint = endpoint();
+    config_at(&endpoint()).await
+}
+
+/// The same, pointing at another loopback endpoint (a fault proxy in front of moto).
+pub async fn config_at(endpoint: &str) -> aws_config::SdkConfig {
     assert!(endpoint.starts_with("http://127.") || endpoint.starts_with("http://localhost"), "tests only talk to loopback, not {endpoint}");
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))

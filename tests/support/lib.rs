@@ -4,9 +4,12 @@
 pub mod aws;
 pub mod bounce_corpus;
 pub mod event_source;
+pub mod fault_proxy;
 pub mod faults;
 pub mod imap;
+pub mod lambda_process;
 pub mod mail;
+pub mod stack;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -214,6 +217,13 @@ pub fn agent_spec() -> Value {
             {"wait_days": 3, "body": "Hi {{first_name}}, following up."}
         ]
     })
+}
+
+/// The test agent, sending as `sender`.
+pub fn agent_spec_sending_as(sender: &str) -> Value {
+    let mut spec = agent_spec();
+    spec["sender"]["email"] = json!(sender);
+    spec
 }
 
 pub const THREE_LEADS_CSV: &str = "email,first_name,last_name,company\n\

@@ -58,6 +58,9 @@ pub struct SendStep {
 enum Settlement {
     Confirm(SendReceipt),
     Release(String),
+    /// Nothing left and nothing can until a setting is fixed: the claim is given back, the lead
+    /// held and the execution paused.
+    Hold(String),
     Refuse(String),
     Park(String),
 }
@@ -126,6 +129,9 @@ impl SendStep {
         match ports.commit(&claiming).await {
             Ok(()) => {}
             Err(Committed::Refused(StoreError::ContactHeld)) => return skip_already_contacted(ports, &lead).await,
+            // A claim that landed although its answer was lost (the store's retry then met it):
+            // the claim id is this attempt's own, so the send is ours to make.
+            Err(Committed::Refused(StoreError::Conflict)) if self.holds_claim(lead.id, &claim_id).await? => {}
             Err(other) => return Err(other.into()),
         }
 
@@ -134,14 +140,15 @@ impl SendStep {
             Err(MailError::Retryable(why)) => Settlement::Release(why),
             Err(MailError::Rejected(why)) => Settlement::Refuse(why),
             Err(MailError::Ambiguous(why)) => Settlement::Park(format!("the mailer's answer was ambiguous: {why}")),
-            Err(MailError::Configuration(why)) => {
-                let claimed = ports.store.get_lead(lead.id).await?;
-                let release = LeadEvent::SendReleased { claim_id, why: why.clone(), hold: true };
-                let reason = format!("the mailer cannot send as configured: {why}");
-                return pause_for_configuration(ports, &claimed, &execution, &reason, release).await;
-            }
+            Err(MailError::Configuration(why)) => Settlement::Hold(why),
         };
         self.settle(&agent, &email, lead.id, &claim_id, settlement).await.map_err(|e| Interrupted::Retry(e.0))
+    }
+
+    /// Whether the lead is `sending` under this claim.
+    async fn holds_claim(&self, lead_id: LeadId, claim_id: &str) -> Result<bool, Interrupted> {
+        let lead = self.ports.store.get_lead(lead_id).await?;
+        Ok(matches!(&lead.state, LeadState::Sending { claim } if claim.claim_id == claim_id))
     }
 
     /// Writes what the mailer's answer means, however long the store takes to accept it (within
@@ -166,7 +173,16 @@ impl SendStep {
                 }
                 let now = ports.clock.now();
                 let transition = lead.advanced(settlement.event(agent, &lead, email, claim_id, now), now);
-                ports.commit(&transition.map_err(|e| Committed::Refused(StoreError::Corrupt(e.to_string())))?).await?;
+                let mut transition = transition.map_err(|e| Committed::Refused(StoreError::Corrupt(e.to_string())))?;
+                if let Settlement::Hold(why) = &settlement {
+                    // Every lead would meet this fault: the execution pauses in the same write.
+                    let execution = ports.store.get_execution(lead.execution_id).await.map_err(Committed::Refused)?;
+                    if let Ok(pause) = execution.paused_because(&format!("the mailer cannot send as configured: {why}"), now) {
+                        tracing::error!(execution_id = %execution.id, %why, "a configuration fault pauses the execution");
+                        transition = transition.and(pause);
+                    }
+                }
+                ports.commit(&transition).await?;
                 Ok(true)
             };
             let error = match attempt.await {
@@ -197,6 +213,7 @@ impl Settlement {
         match self {
             Self::Confirm(receipt) => confirmation(agent, lead, email, &claim_id, receipt, now),
             Self::Release(why) => LeadEvent::SendReleased { claim_id, why: why.clone(), hold: false },
+            Self::Hold(why) => LeadEvent::SendReleased { claim_id, why: why.clone(), hold: true },
             Self::Refuse(why) => LeadEvent::SendRefused { claim_id, why: why.clone() },
             Self::Park(why) => LeadEvent::Park(why.clone()),
         }
@@ -208,6 +225,7 @@ impl Settlement {
         match self {
             Self::Confirm(_) => Ok(StepOutcome::Advanced),
             Self::Release(why) => Err(RetryableStepError(format!("mailer: {why}"))),
+            Self::Hold(_) => Ok(StepOutcome::Held),
             Self::Refuse(_) => Ok(StepOutcome::Failed),
             Self::Park(_) => Ok(StepOutcome::Parked),
         }

@@ -73,8 +73,10 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(error: Sd
             if status >= 500 {
                 return MailError::Ambiguous(format!("SES answered {status} ({message}); it may have accepted the email"));
             }
-            let unverified = code == "MessageRejected" && text.to_ascii_lowercase().contains("not verified");
-            let quota_spent = text.to_ascii_lowercase().contains("daily message quota");
+            let lowered = text.to_ascii_lowercase();
+            let unverified =
+                code == "MessageRejected" && (lowered.contains("not verified") || lowered.contains("did not have authority to send"));
+            let quota_spent = lowered.contains("daily message quota");
             if CONFIGURATION_CODES.contains(&code.as_str()) || unverified || quota_spent {
                 MailError::Configuration(message)
             } else if THROTTLING_CODES.contains(&code.as_str()) {
