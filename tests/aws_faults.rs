@@ -157,7 +157,7 @@ async fn ses_throttling_gives_the_claim_back_and_every_lead_is_sent_once() {
 
 #[tokio::test]
 async fn the_first_state_write_after_each_send_failing_before_it_lands_loses_no_send() {
-    let plan = FaultPlan { writes_failing_after_each_send: 3, write_failures_land: false, ..FaultPlan::default() };
+    let plan = FaultPlan { writes_failing_after_each_send: 3, ..FaultPlan::default() };
     let (_, _, audit) = campaign("first write after each send fails (not applied)", plan, 1).await;
     assert_eq!((audit.emails, count(&audit, LeadStateKind::Sent)), (LEADS, LEADS as u64), "{audit:?}");
 }
@@ -334,4 +334,48 @@ async fn an_unverified_sender_pauses_the_execution_fails_no_lead_and_resume_send
     let audit = audit(&stack, &execution_id).await;
     audit.assert_kept("after the identity was verified");
     assert_eq!((audit.emails, count(&audit, LeadStateKind::Sent)), (LEADS, LEADS as u64), "{audit:?}");
+}
+
+/// A start that failed half-way with `failing` is answered 503, left unreleased, and finished
+/// by its retry with the same Idempotency-Key; it is never replayed as a success it was not.
+async fn a_failed_start_is_finished_by_its_retry(scenario: &str, failing: &str) -> (Stack, String) {
+    let plan = FaultPlan { failing_operations: vec![failing.to_string()], ..FaultPlan::default() };
+    let stack = deploy_with(default_secret(), Some(plan)).await;
+    let agent_id = stack.create_agent().await;
+    let (status, refused) = stack.start_once(agent_id, "import-1", LEADS).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{refused}");
+    let left = stack.inspector.find_execution_by_idempotency_key(agent_id, "import-1").await.unwrap().expect("the execution record");
+
+    stack.proxy.as_ref().unwrap().replan(FaultPlan::default());
+    let (status, retried) = stack.start_once(agent_id, "import-1", LEADS).await;
+
+    assert_eq!((status, retried["replayed"].as_bool()), (StatusCode::OK, Some(true)), "{retried}");
+    assert_eq!(retried["execution"]["id"].as_str(), Some(left.id.to_string().as_str()));
+    assert_eq!(retried["execution"]["state"], "running");
+    let execution_id = left.id.to_string();
+    stack.settle(1).await;
+    let audit = audit(&stack, &execution_id).await;
+    println!("{}", audit.row(scenario, &faults_of(&stack)));
+    audit.assert_kept(scenario);
+    assert_eq!((audit.leads, audit.emails, count(&audit, LeadStateKind::Sent)), (LEADS, LEADS, LEADS as u64), "{audit:?}");
+    (stack, execution_id)
+}
+
+#[tokio::test]
+async fn a_start_whose_lead_writes_failed_is_finished_by_its_retry_never_replayed_as_success() {
+    a_failed_start_is_finished_by_its_retry("the start's lead writes fail, then its retry", "DynamoDB_20120810.BatchWriteItem").await;
+}
+
+#[tokio::test]
+async fn a_start_whose_enqueue_failed_enqueues_its_leads_on_the_retry() {
+    a_failed_start_is_finished_by_its_retry("the start's enqueue fails, then its retry", "AmazonSQS.SendMessageBatch").await;
+}
+
+#[tokio::test]
+async fn health_fails_while_the_store_cannot_be_written() {
+    let stack = deploy_with(default_secret(), None).await;
+    assert_eq!(stack.api("api-health.json", |_| {}).await.0, StatusCode::OK);
+    aws_sdk_dynamodb::Client::new(&stack.config).delete_table().table_name(&stack.table).send().await.unwrap();
+    let (status, problem) = stack.api("api-health.json", |_| {}).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{problem}");
 }

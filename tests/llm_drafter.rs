@@ -208,3 +208,36 @@ async fn in_the_pipeline_an_invented_fact_is_refused_and_the_second_draft_is_sen
 fn settings_for(server: &MockServer) -> LlmSettings {
     settings(server, 3, Duration::from_secs(5))
 }
+
+#[tokio::test]
+async fn a_refused_key_pauses_the_execution_with_the_reason_fails_no_lead_and_resume_drafts_after_the_fix() {
+    let server = MockServer::start().await;
+    let refused = ResponseTemplate::new(401).set_body_json(
+        json!({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error", "code": "invalid_api_key"}}),
+    );
+    Mock::given(method("POST")).respond_with(refused).mount(&server).await;
+    let app = TestApp::configured(|settings| settings.llm = Some(settings_for(&server)));
+    let agent_id = app.create_agent(&agent_spec()).await;
+    let three_at_initech =
+        "email,first_name,company\nada@initech.example,Ada,Initech\nbob@initech.example,Bob,Initech\ncy@initech.example,Cy,Initech\n";
+    let execution_id = app.start_csv(&agent_id, three_at_initech).await;
+
+    app.drain().await;
+
+    let execution = app.execution(&execution_id).await;
+    assert_eq!(execution["state"], "paused", "{execution}");
+    assert!(execution["pause_reason"].as_str().unwrap().contains("401"), "{execution}");
+    assert_eq!(execution["lead_counts"], json!({"researched": 3}), "no lead failed: {execution}");
+    assert!(app.leads(&execution_id).await.iter().all(|l| l["on_hold"] == true));
+    let tried = server.received_requests().await.unwrap().len();
+    assert!(tried <= 3, "a refused key is not retried: {tried} requests for 3 leads");
+
+    // The key is fixed (the server accepts it now); resume drafts and sends every lead.
+    server.reset().await;
+    Mock::given(method("POST")).respond_with(ok(&draft_json("Hi there,\n\nA note about forecasting.", &[]))).mount(&server).await;
+    let resumed = app.post_empty(&format!("/api/v1/executions/{execution_id}/resume")).await;
+    assert_eq!(resumed.body["requeued_leads"], 3, "{}", resumed.body);
+    assert!(resumed.body["pause_reason"].is_null(), "the reason goes with the resume");
+    app.drain().await;
+    assert_eq!(app.execution(&execution_id).await["lead_counts"], json!({"sent": 3}));
+}

@@ -157,6 +157,23 @@ pub fn apollo_from_env(api_key: Option<SecretString>) -> Option<crate::adapters:
     })
 }
 
+/// Whether `/api/v1` asks for an API key. Deployed APIs are on the internet; the local server
+/// listens on loopback by default, and asks for keys as soon as it listens anywhere else (where
+/// turning them off is refused: anyone who reaches it could drive campaigns).
+pub fn auth_required(setting: Option<&str>, backend: Backend, bind: SocketAddr) -> Result<bool, ConfigError> {
+    let exposed = backend == Backend::Embedded && !bind.ip().is_loopback();
+    match setting {
+        Some("required") => Ok(true),
+        Some("off") if exposed => Err(ConfigError {
+            name: "SALES_AGENT_AUTH",
+            why: format!("'off' is refused while SALES_AGENT_BIND ({bind}) is not a loopback address; use API keys"),
+        }),
+        Some("off") => Ok(false),
+        None => Ok(backend == Backend::Aws || exposed),
+        Some(other) => Err(ConfigError { name: "SALES_AGENT_AUTH", why: format!("'{other}' is neither 'required' nor 'off'") }),
+    }
+}
+
 /// Next to the user locally; in Lambda only /tmp is writable.
 fn default_data_dir() -> PathBuf {
     if crate::telemetry::running_in_lambda() { PathBuf::from("/tmp/sales-agent-data") } else { PathBuf::from("sales-agent-data") }
@@ -183,22 +200,7 @@ impl Settings {
                 return Err(ConfigError { name: "SALES_AGENT_BACKEND", why: format!("'{other}' is neither 'embedded' nor 'aws'") });
             }
         };
-        // Deployed APIs are on the internet; the local server listens on loopback by default,
-        // and asks for keys as soon as it listens anywhere else.
-        let auth_required = match var("SALES_AGENT_AUTH").as_deref() {
-            Some("required") => true,
-            Some("off") if backend == Backend::Embedded && !bind.ip().is_loopback() => {
-                return Err(ConfigError {
-                    name: "SALES_AGENT_AUTH",
-                    why: format!(
-                        "'off' is refused while SALES_AGENT_BIND ({bind}) is not a loopback address: anyone who can reach it could drive campaigns"
-                    ),
-                });
-            }
-            Some("off") => false,
-            None => backend == Backend::Aws || !bind.ip().is_loopback(),
-            Some(other) => return Err(ConfigError { name: "SALES_AGENT_AUTH", why: format!("'{other}' is neither 'required' nor 'off'") }),
-        };
+        let auth_required = auth_required(var("SALES_AGENT_AUTH").as_deref(), backend, bind)?;
         let research = match var("SALES_AGENT_RESEARCH").as_deref() {
             None | Some("web") => ResearchMode::Web,
             Some("off") => ResearchMode::Off,
@@ -257,5 +259,22 @@ impl Settings {
             reply_batch: 200,
             reply_lookback_days: 30,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_server_on_another_address_than_loopback_requires_api_keys() {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 3000));
+        let everywhere = SocketAddr::from(([0, 0, 0, 0], 3000));
+        assert!(!auth_required(None, Backend::Embedded, loopback).unwrap());
+        assert!(auth_required(None, Backend::Embedded, everywhere).unwrap(), "keys are required by default");
+        let refused = auth_required(Some("off"), Backend::Embedded, everywhere).unwrap_err();
+        assert_eq!(refused.name, "SALES_AGENT_AUTH");
+        assert!(auth_required(None, Backend::Aws, loopback).unwrap());
+        assert!(!auth_required(Some("off"), Backend::Embedded, loopback).unwrap());
     }
 }

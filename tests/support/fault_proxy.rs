@@ -32,6 +32,9 @@ pub struct FaultPlan {
     pub random_failures: Option<(f64, u64)>,
     /// DynamoDB BatchGetItem answered with every key unprocessed (as under throttling).
     pub unprocessed_batch_gets: bool,
+    /// Operations (`DynamoDB_20120810.BatchWriteItem`, `AmazonSQS.SendMessageBatch`, …) that
+    /// fail with a 500 before taking effect, every time.
+    pub failing_operations: Vec<String>,
 }
 
 /// What the proxy did.
@@ -50,8 +53,8 @@ impl FaultCounts {
     pub fn summary(&self) -> String {
         let n = |c: &AtomicUsize| c.load(Ordering::SeqCst);
         format!(
-            "SES accepted {} emails through the proxy; 500 after accepting {}, throttled {}; failed writes after a send {}; random 500s {} before + {} after \
-             taking effect; unprocessed batch reads {}",
+            "SES accepted {} emails through the proxy; SES 500 after accepting {}, throttled {}; failed writes after a send {}; injected 500s {} \
+             before + {} after taking effect; unprocessed batch reads {}",
             n(&self.emails_accepted),
             n(&self.ses_500s),
             n(&self.ses_throttles),
@@ -181,6 +184,10 @@ async fn handle(state: Arc<State>, request: axum::extract::Request) -> Response<
             }
         }
         return answer;
+    }
+    if plan.failing_operations.contains(&operation) {
+        counts.random_before.fetch_add(1, Ordering::SeqCst);
+        return service_error(&operation);
     }
     if operation == "DynamoDB_20120810.BatchGetItem" && plan.unprocessed_batch_gets {
         counts.unprocessed_reads.fetch_add(1, Ordering::SeqCst);

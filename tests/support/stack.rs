@@ -179,25 +179,34 @@ impl Stack {
         page["items"].as_array().unwrap().clone()
     }
 
-    /// Starts an execution of `count` leads as a careful client would under faults: the agent is
-    /// set up beforehand, and the start is retried with one Idempotency-Key until it is
-    /// answered with success.
-    pub async fn start_retrying(&self, count: usize) -> String {
+    /// Creates the test agent straight in the table (setup, never faulted).
+    pub async fn create_agent(&self) -> sales_agent::domain::AgentId {
         let spec: sales_agent::domain::AgentSpec = serde_json::from_value(crate::agent_spec_sending_as(SENDER)).unwrap();
         let agent = spec.into_agent(sales_agent::domain::AgentId::generate(), chrono::Utc::now());
         sales_agent::ports::store::AgentStore::create_agent(&self.inspector, &agent).await.unwrap();
+        agent.id
+    }
+
+    /// One start request of `count` leads with the Idempotency-Key `key`.
+    pub async fn start_once(&self, agent_id: sales_agent::domain::AgentId, key: &str, count: usize) -> (StatusCode, Value) {
         let leads: Vec<Value> = (0..count)
             .map(|i| json!({"email": format!("lead{i}@{}", self.lead_domain), "first_name": format!("Lead{i}"), "company": "Initech"}))
             .collect();
+        self.api("api-start-execution-json.json", |event| {
+            at_path(event, &format!("/api/v1/agents/{agent_id}/executions"));
+            event["headers"]["idempotency-key"] = json!(key);
+            event["body"] = json!(json!({"leads": leads}).to_string());
+        })
+        .await
+    }
+
+    /// Starts an execution of `count` leads as a careful client would under faults: the start is
+    /// retried with one Idempotency-Key until it is answered with success.
+    pub async fn start_retrying(&self, count: usize) -> String {
+        let agent_id = self.create_agent().await;
         let key = uuid::Uuid::new_v4().to_string();
         for _ in 0..20 {
-            let (status, started) = self
-                .api("api-start-execution-json.json", |event| {
-                    at_path(event, &format!("/api/v1/agents/{}/executions", agent.id));
-                    event["headers"]["idempotency-key"] = json!(key);
-                    event["body"] = json!(json!({"leads": leads}).to_string());
-                })
-                .await;
+            let (status, started) = self.start_once(agent_id, &key, count).await;
             if status.is_success() {
                 return started["execution"]["id"].as_str().unwrap().to_string();
             }
