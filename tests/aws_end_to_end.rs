@@ -231,3 +231,61 @@ async fn the_scheduled_function_reads_the_secrets_mailbox_and_ends_sequences_on_
     let again = handle_scheduled(&tasks).await.unwrap().replies.unwrap();
     assert_eq!(again.read, 0, "the cursor holds: {again:?}");
 }
+
+#[tokio::test]
+async fn a_model_key_refused_then_fixed_in_the_secret_works_on_resume_without_a_cold_start() {
+    use sales_agent::adapters::aws::SecretReloadingDrafter;
+    use sales_agent::adapters::llm_drafter::LlmSettings;
+    use wiremock::matchers::{header, method};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let model = MockServer::start().await;
+    let draft = json!({"subject": "Initech and forecasting", "body": "Hi there,\n\nA note about forecasting.", "facts_used": []});
+    let answer = json!({"id": "c1", "object": "chat.completion", "created": 0, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": draft.to_string()}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}});
+    let accepted = ResponseTemplate::new(200).set_body_json(answer);
+    let refused = ResponseTemplate::new(401).set_body_json(json!({"error": {"message": "Incorrect API key provided"}}));
+    Mock::given(method("POST"))
+        .and(header("authorization", "Bearer fixed-key"))
+        .respond_with(accepted)
+        .with_priority(1)
+        .mount(&model)
+        .await;
+    Mock::given(method("POST")).respond_with(refused).with_priority(2).mount(&model).await;
+    let mut stack = deploy_with_secret(json!({"unsubscribe_signing_key": "test-only-signing-key", "openai_api_key": "revoked-key"})).await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&stack.config);
+    let llm = LlmSettings {
+        base_url: format!("{}/v1", model.uri()),
+        api_key: secrecy::SecretString::from("revoked-key"),
+        model: "m".into(),
+        temperature: 0.2,
+        timeout: std::time::Duration::from_secs(5),
+        max_attempts: 1,
+    };
+    let drafter = SecretReloadingDrafter::new(secrets.clone(), stack.secret_id.clone(), llm, stack.clock.clone()).unwrap();
+    stack.runtime.drafter = Arc::new(drafter.reloading_after(std::time::Duration::ZERO));
+    let execution_id = stack.start(2).await;
+
+    stack.drain(&stack.runtime, 1).await;
+
+    let execution = stack.execution(&execution_id).await;
+    assert_eq!(execution["state"], "paused", "{execution}");
+    assert!(execution["pause_reason"].as_str().unwrap().contains("401"), "{execution}");
+    assert_eq!(execution["lead_counts"], json!({"researched": 2}), "no lead failed");
+
+    let fixed = json!({"unsubscribe_signing_key": "test-only-signing-key", "openai_api_key": "fixed-key"});
+    secrets.put_secret_value().secret_id(&stack.secret_id).secret_string(fixed.to_string()).send().await.unwrap();
+    let (status, resumed) = stack
+        .api("api-get-execution.json", |event| {
+            at_path(event, &format!("/api/v1/executions/{execution_id}/resume"));
+            event["requestContext"]["http"]["method"] = json!("POST");
+        })
+        .await;
+    assert_eq!((status, resumed["requeued_leads"].as_u64()), (StatusCode::OK, Some(2)), "{resumed}");
+    stack.drain(&stack.runtime, 1).await;
+
+    let execution = stack.execution(&execution_id).await;
+    assert_eq!(execution["lead_counts"], json!({"sent": 2}), "{execution}");
+    assert_eq!(stack.emails().await.len(), 2);
+}

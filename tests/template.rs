@@ -68,3 +68,33 @@ fn queues_functions_and_event_sources_keep_the_rules_the_workers_rely_on() {
     assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
     assert!(template["Outputs"]["ApiUrl"].is_mapping());
 }
+
+#[test]
+fn the_sweeps_timers_fit_the_queues_and_functions_they_watch() {
+    use sales_agent::domain::transition::{SEND_CLAIM_TIMEOUT, STEP_BUDGET};
+    let template = template();
+    let resources = &template["Resources"];
+    let receives = template["Parameters"]["MaxReceiveCount"]["Default"].as_u64().unwrap();
+    for queue in ["ResearchQueue", "DraftQueue", "SendQueue"] {
+        let visibility = resources[queue]["Properties"]["VisibilityTimeout"].as_u64().unwrap();
+        // A message's last receive ends within the budget, so the sweep never re-drives a lead
+        // whose message may still come back.
+        assert!(visibility * receives <= STEP_BUDGET.num_seconds() as u64, "{queue}: {visibility} s × {receives} receives");
+    }
+    let send_timeout = resources["SendFunction"]["Properties"]["Timeout"].as_u64().unwrap();
+    assert!((send_timeout as i64) < SEND_CLAIM_TIMEOUT.num_seconds(), "a live send worker's claim is never taken for a dead one's");
+}
+
+#[test]
+fn the_send_function_may_send_only_as_the_configured_sender_addresses() {
+    let template = template();
+    let statements = template["Resources"]["SendFunction"]["Properties"]["Policies"].as_sequence().unwrap();
+    let send = statements
+        .iter()
+        .flat_map(|p| p["Statement"].as_sequence().cloned().unwrap_or_default())
+        .find(|s| s["Action"] == "ses:SendRawEmail")
+        .expect("a SendRawEmail statement");
+    let from = &send["Condition"]["StringLike"]["ses:FromAddress"];
+    assert!(matches!(from, Value::Tagged(t) if t.tag == "!Ref" && t.value == "SenderAddresses"), "{from:?}");
+    assert!(template["Parameters"]["SenderAddresses"]["Default"].is_null(), "no default: every deployment names its own");
+}

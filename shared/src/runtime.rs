@@ -8,7 +8,9 @@ use anyhow::Context;
 use axum::Router;
 
 use crate::adapters::apollo::ApolloLeadSource;
-use crate::adapters::aws::{self, AgentSecrets, DynamoStore, QueueUrls, SecretUnsubscribeKeys, SesMailer, SqsQueue};
+use crate::adapters::aws::{
+    self, AgentSecrets, DynamoStore, QueueUrls, SecretReloadingDrafter, SecretUnsubscribeKeys, SesMailer, SqsQueue,
+};
 use crate::adapters::imap_inbox::{ImapInbox, ImapLimits, MailboxSettings};
 use crate::adapters::llm_drafter::LlmDrafter;
 use crate::adapters::search::{DuckDuckGo, Serper};
@@ -141,17 +143,26 @@ impl Runtime {
                 secrets.apollo_api_key.clone().filter(|k| !secrecy::ExposeSecret::expose_secret(k).trim().is_empty()),
             );
         }
-        if settings.llm.is_none() {
+        let key_from_secret = settings.llm.is_none();
+        if key_from_secret {
             settings.llm = crate::config::llm_from_env(
                 secrets.openai_api_key.clone().filter(|k| !secrecy::ExposeSecret::expose_secret(k).trim().is_empty()),
             )?;
         }
+        // A key from the secret is read again after the model refuses it, so a fixed key works on
+        // resume without a cold start.
+        let drafter: Arc<dyn Drafter> = match (key_from_secret, &settings.llm, &resources.secret_id) {
+            (true, Some(llm), Some(secret_id)) => {
+                Arc::new(SecretReloadingDrafter::new(secrets_client.clone(), secret_id.clone(), llm.clone(), clock.clone())?)
+            }
+            _ => drafter_for(&settings, clock.clone())?,
+        };
         Ok(Self {
             store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(config), table)),
             queue,
             mailer: Arc::new(SesMailer::new(config, resources.ses_configuration_set.clone())),
             research: research_for(&settings, clock.clone())?,
-            drafter: drafter_for(&settings, clock.clone())?,
+            drafter,
             // A mailbox the secret describes badly switches reply reading off, not the API.
             inbox: inbox_for(&settings.mailboxes).unwrap_or_else(|error| {
                 tracing::error!(error = %format!("{error:#}"), "replies are not read");

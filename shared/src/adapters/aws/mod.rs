@@ -2,11 +2,13 @@
 //! Manager for API keys and mailbox credentials.
 
 pub mod dynamo;
+pub mod secret_drafter;
 pub mod secrets;
 pub mod ses;
 pub mod sqs;
 
 pub use dynamo::DynamoStore;
+pub use secret_drafter::SecretReloadingDrafter;
 pub use secrets::{AgentSecrets, SecretUnsubscribeKeys};
 pub use ses::SesMailer;
 pub use sqs::{QueueUrls, SqsQueue};
