@@ -359,3 +359,58 @@ async fn without_api_keys_the_local_server_answers_only_loopback_names() {
     let request = Request::builder().uri("/health").header("host", "sales.internal.example").body(Body::empty()).unwrap();
     assert_eq!(keyed.runtime.local_server_router().oneshot(request).await.unwrap().status(), StatusCode::OK, "with keys, any name");
 }
+
+#[tokio::test]
+async fn the_sweep_completes_an_execution_whose_completion_check_was_lost_and_fails_a_start_that_never_finished() {
+    use sales_agent::domain::{Execution, LeadEvent, LeadSourceKind, SkipReason};
+    let app = TestApp::new();
+    let agent_id = app.create_agent(&agent_spec()).await;
+    let execution_id = app.start_csv(&agent_id, "email,first_name,company\nada@initech.example,Ada,Initech\n").await;
+    let lead = app.runtime.store.get_lead(app.leads(&execution_id).await[0]["id"].as_str().unwrap().parse().unwrap()).await.unwrap();
+    // The last lead finishes, but the completion check that follows it never runs.
+    let skip = lead.advanced(LeadEvent::Skip(SkipReason::Suppressed), app.now()).unwrap();
+    app.runtime.store.commit(&skip).await.unwrap();
+    lose_messages(&app, StepQueue::Research).await;
+    assert_eq!(app.execution(&execution_id).await["state"], "running");
+    // A start whose request failed before it wrote a single lead, and was never retried.
+    let abandoned = Execution::new(agent_id.parse().unwrap(), LeadSourceKind::Json, 5, None, app.now());
+    app.runtime.store.create_execution(&abandoned).await.unwrap();
+
+    app.clock.advance(STEP_BUDGET + chrono::Duration::minutes(1));
+    app.run_scheduled().await;
+
+    assert_eq!(app.execution(&execution_id).await["state"], "completed");
+    let failed = app.execution(&abandoned.id.to_string()).await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert!(failed["failure_reason"].as_str().unwrap().contains("did not finish"), "{failed}");
+}
+
+#[tokio::test]
+async fn held_leads_a_lost_background_resume_left_are_released_by_the_sweep() {
+    let app = TestApp::new();
+    let agent_id = app.create_agent(&agent_spec()).await;
+    let execution_id = app.start_csv(&agent_id, &csv_of(150)).await;
+    app.post_empty(&format!("/api/v1/executions/{execution_id}/pause")).await;
+    app.drain().await;
+    let resumed = app.post_empty(&format!("/api/v1/executions/{execution_id}/resume")).await;
+    assert_eq!(resumed.body["continues_in_background"], true);
+    // The background continuation is lost (dead-lettered, say), along with the released leads' messages.
+    lose_messages(&app, StepQueue::Research).await;
+    let held = app.get(&format!("/api/v1/executions/{execution_id}/leads?limit=500")).await.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["on_hold"] == true)
+        .count();
+    assert_eq!(held, 50);
+
+    app.clock.advance(STEP_BUDGET + chrono::Duration::minutes(1));
+    app.run_scheduled().await;
+
+    assert_eq!(
+        app.execution(&execution_id).await["lead_counts"],
+        json!({"sent": 150}),
+        "the held ones by the look at the execution, the rest re-driven"
+    );
+    assert_eq!(app.emails().len(), 150);
+}

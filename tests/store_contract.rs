@@ -113,16 +113,24 @@ async fn an_execution_is_created_once_per_idempotency_key_and_a_rewrite_of_its_l
     assert!(matches!(store.create_execution(&again).await, Err(StoreError::Conflict)));
     assert_eq!(store.find_execution_by_idempotency_key(execution.agent_id, "import-1").await.unwrap().map(|e| e.id), Some(execution.id));
     assert!(store.find_execution_by_idempotency_key(execution.agent_id, "other").await.unwrap().is_none());
-    // A retried start writes the same leads again: nothing doubles.
+    // A retried start writes the same leads again: nothing doubles, and a lead a worker moved
+    // meanwhile is not reset.
+    let moved = advance(store.as_ref(), &leads[0], researched()).await;
     store.write_leads(&execution, &leads).await.unwrap();
-    assert_eq!(store.execution_progress(execution.id).await.unwrap().count(LeadStateKind::Queued), 60);
+    let progress = store.execution_progress(execution.id).await.unwrap();
+    assert_eq!((progress.count(LeadStateKind::Queued), progress.count(LeadStateKind::Researched)), (59, 1));
+    assert_eq!(store.get_lead(moved.id).await.unwrap().version, moved.version, "the moved lead kept its state");
 
     let query = LeadQuery { execution_id: Some(execution.id), ..Default::default() };
     let first = store.list_leads(&query, &PageRequest::first(50)).await.unwrap();
     let second = store.list_leads(&query, &PageRequest { cursor: first.next_cursor.clone(), limit: 50 }).await.unwrap();
     assert_eq!((first.items.len(), second.items.len()), (50, 10));
-    let ids: Vec<_> = first.items.iter().chain(&second.items).map(|l| l.id).collect();
-    assert_eq!(ids, leads.iter().map(|l| l.id).collect::<Vec<_>>(), "every lead once, across pages, in import order");
+    let mut ids: Vec<_> = first.items.iter().chain(&second.items).map(|l| l.id).collect();
+    ids.sort();
+    assert_eq!(ids, leads.iter().map(|l| l.id).collect::<Vec<_>>(), "every lead once, across pages");
+    let due = store.executions_needing_attention(execution.attention_at.unwrap(), 500).await.unwrap();
+    assert!(due.iter().any(|e| e.id == execution.id), "a running execution is looked at when its time comes");
+    assert!(!store.executions_needing_attention(now(), 500).await.unwrap().iter().any(|e| e.id == execution.id));
 
     let unfinished = [ExecutionState::Created, ExecutionState::Running, ExecutionState::Paused];
     assert!(store.has_executions_in(execution.agent_id, &unfinished).await.unwrap());

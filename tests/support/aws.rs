@@ -192,11 +192,12 @@ pub async fn create_step_queues(config: &aws_config::SdkConfig) -> DeployedQueue
     DeployedQueues { urls: set(|m| m.0.clone()), arns: set(|m| m.1.clone()), dead_letters: set(|m| m.2.clone()), max_receive_count }
 }
 
-/// The raw emails moto's SES accepted, as (destinations, MIME text).
+/// The raw emails moto's SES accepted, as (destinations, MIME text), from the small route
+/// `.ci/moto-serial.py` adds (moto's own data.json dumps every model of every service).
 pub async fn sent_emails() -> Vec<(Vec<String>, String)> {
-    let data: serde_json::Value = reqwest::get(format!("{}/moto-api/data.json", endpoint())).await.unwrap().json().await.unwrap();
-    data["ses"]["RawMessage"]
-        .as_array()
+    let data: serde_json::Value =
+        reqwest::get(format!("{}/sales-agent-test/ses-messages", endpoint())).await.unwrap().json().await.unwrap();
+    data.as_array()
         .into_iter()
         .flatten()
         .map(|m| {

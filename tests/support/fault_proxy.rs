@@ -32,9 +32,9 @@ pub struct FaultPlan {
     pub random_failures: Option<(f64, u64)>,
     /// DynamoDB BatchGetItem answered with every key unprocessed (as under throttling).
     pub unprocessed_batch_gets: bool,
-    /// Operations (`DynamoDB_20120810.BatchWriteItem`, `AmazonSQS.SendMessageBatch`, …) that
-    /// fail with a 500 before taking effect, every time.
-    pub failing_operations: Vec<String>,
+    /// Calls that fail with a 500 before taking effect, every time: an operation
+    /// (`AmazonSQS.SendMessageBatch`, …) and a text its request body contains ("" for any).
+    pub failing_calls: Vec<(&'static str, &'static str)>,
 }
 
 /// What the proxy did.
@@ -185,7 +185,8 @@ async fn handle(state: Arc<State>, request: axum::extract::Request) -> Response<
         }
         return answer;
     }
-    if plan.failing_operations.contains(&operation) {
+    let text = String::from_utf8_lossy(&body);
+    if plan.failing_calls.iter().any(|(failing, containing)| *failing == operation && text.contains(containing)) {
         counts.random_before.fetch_add(1, Ordering::SeqCst);
         return service_error(&operation);
     }

@@ -172,6 +172,7 @@ fn fingerprint(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> String {
 fn start_problem(error: StartError) -> Problem {
     match error {
         StartError::KeyReused => Problem::invalid_field("Idempotency-Key", error.to_string()),
+        StartError::Failed(_) => Problem::conflict(error.to_string()),
         StartError::Unavailable(why) => Problem::unavailable(why),
     }
 }

@@ -2,7 +2,8 @@
 //! message could not be handled after every retry.
 
 use super::{Interrupted, RetryableStepError, StepOutcome, StepPorts, StepResult, deciding};
-use crate::domain::{Execution, ExecutionState, Lead, LeadEvent, LeadId, LeadStateKind, SkipReason};
+use crate::domain::transition::SEND_CLAIM_TIMEOUT;
+use crate::domain::{Execution, ExecutionState, Lead, LeadEvent, LeadId, LeadState, LeadStateKind, SkipReason};
 
 /// What the execution's state means for a lead a worker is about to advance.
 pub(crate) enum Admission {
@@ -52,8 +53,12 @@ pub(crate) async fn abandon(ports: &StepPorts, lead_id: LeadId, reason: String) 
     let reason = reason.as_str();
     deciding(|| async move {
         let Some(lead) = ports.load_lead(lead_id).await? else { return Ok(StepOutcome::Ignored("no such lead".into())) };
-        let (event, outcome) = match lead.state.kind() {
-            LeadStateKind::Sending => (LeadEvent::Park(reason.to_string()), StepOutcome::Parked),
+        let (event, outcome) = match &lead.state {
+            // A live worker may still own a young claim: the sweep parks it once it is old.
+            LeadState::Sending { claim } if ports.clock.now() - claim.claimed_at < SEND_CLAIM_TIMEOUT => {
+                return Ok(StepOutcome::Ignored("a send is in flight; the sweep parks it if its worker stopped".into()));
+            }
+            LeadState::Sending { .. } => (LeadEvent::Park(reason.to_string()), StepOutcome::Parked),
             _ => (LeadEvent::Fail(reason.to_string()), StepOutcome::Failed),
         };
         match lead.advanced(event, ports.clock.now()) {

@@ -65,6 +65,26 @@ pub(crate) async fn pause_for_configuration(
     Ok(StepOutcome::Held)
 }
 
+/// Releases up to `limit` held leads while the execution runs. A lead another resume (or a
+/// worker) moved first is left to it: each held lead is enqueued once. Says how many it released
+/// and whether more may be held.
+pub(crate) async fn release_held(ports: &StepPorts, id: ExecutionId, limit: u32) -> Result<(u64, bool), ControlError> {
+    if ports.store.get_execution(id).await?.state != ExecutionState::Running {
+        return Ok((0, false));
+    }
+    let held = ports.store.held_leads(id, limit).await?;
+    let mut released = 0;
+    for lead in &held {
+        let Ok(unhold) = lead.advanced(LeadEvent::Unhold, ports.clock.now()) else { continue };
+        match ports.commit(&unhold).await {
+            Ok(()) | Err(Committed::NotEnqueued(_)) => released += 1,
+            Err(Committed::Refused(StoreError::Conflict | StoreError::NotFound)) => {}
+            Err(Committed::Refused(e)) => return Err(e.into()),
+        }
+    }
+    Ok((released, held.len() as u64 == u64::from(limit)))
+}
+
 pub struct ExecutionControl {
     ports: StepPorts,
 }
@@ -102,7 +122,7 @@ impl ExecutionControl {
             }
             Err(e) => return Err(e),
         };
-        let (released, more) = self.release_held(id, INLINE_PAGE).await?;
+        let (released, more) = release_held(&self.ports, id, INLINE_PAGE).await?;
         let continues_in_background = more && self.hand_on(id, ControlWork::Resume).await;
         Ok((execution, Sweeping { leads: released, continues_in_background }))
     }
@@ -122,7 +142,7 @@ impl ExecutionControl {
         let id = message.execution_id;
         let unavailable = |e: ControlError| RetryableStepError(e.to_string());
         let (_, more) = match message.control {
-            ControlWork::Resume => self.release_held(id, BACKGROUND_PAGE).await.map_err(unavailable)?,
+            ControlWork::Resume => release_held(&self.ports, id, BACKGROUND_PAGE).await.map_err(unavailable)?,
             ControlWork::Cancel => self.skip_unfinished(id, BACKGROUND_PAGE).await.map_err(unavailable)?,
         };
         if more {
@@ -141,25 +161,6 @@ impl ExecutionControl {
                 false
             }
         }
-    }
-
-    /// Releases up to `limit` held leads while the execution runs. A lead another resume (or a
-    /// worker) moved first is left to it: each held lead is enqueued once.
-    async fn release_held(&self, id: ExecutionId, limit: u32) -> Result<(u64, bool), ControlError> {
-        if self.ports.store.get_execution(id).await?.state != ExecutionState::Running {
-            return Ok((0, false));
-        }
-        let held = self.ports.store.held_leads(id, limit).await?;
-        let mut released = 0;
-        for lead in &held {
-            let Ok(unhold) = lead.advanced(LeadEvent::Unhold, self.ports.clock.now()) else { continue };
-            match self.ports.commit(&unhold).await {
-                Ok(()) | Err(Committed::NotEnqueued(_)) => released += 1,
-                Err(Committed::Refused(StoreError::Conflict | StoreError::NotFound)) => {}
-                Err(Committed::Refused(e)) => return Err(e.into()),
-            }
-        }
-        Ok((released, held.len() as u64 == u64::from(limit)))
     }
 
     /// Skips up to `limit` leads that have not finished and are not in a person's or a sending

@@ -5,10 +5,10 @@ use super::send::next_step_due;
 use super::{Committed, StepPorts};
 use crate::domain::outreach_email::{message_id_for, subject_for_step};
 use crate::domain::{
-    EmailDraft, InboundEffect, Lead, LeadEvent, LeadId, LeadStateKind, MarkerChange, Resolution, SentMessage, SequenceEnd, Suppression,
-    Transition,
+    EmailDraft, InboundEffect, Lead, LeadEvent, LeadId, LeadState, LeadStateKind, MarkerChange, Resolution, SentMessage, SequenceEnd,
+    SkipReason, Suppression, Transition,
 };
-use crate::ports::StoreError;
+use crate::ports::{StepMessage, StepQueue, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
@@ -52,16 +52,18 @@ pub struct Review<'a> {
 
 impl Review<'_> {
     /// Reads the lead, builds the transition and commits it, reading again after a conflict.
-    async fn decide<F>(&self, lead_id: LeadId, decision: F) -> Result<Lead, ReviewError>
+    /// Says whether it wrote anything: `None` from `decision` means the lead already is where the
+    /// decision would take it (a retried request, or one whose answer was lost).
+    async fn decide<F>(&self, lead_id: LeadId, decision: F) -> Result<(Lead, bool), ReviewError>
     where
         F: Fn(&Lead) -> Result<Option<Transition>, ReviewError>,
     {
         for _ in 0..5 {
             let lead = self.ports.store.get_lead(lead_id).await?;
-            let Some(transition) = decision(&lead)? else { return Ok(lead) };
+            let Some(transition) = decision(&lead)? else { return Ok((lead, false)) };
             match self.ports.commit(&transition).await {
                 // Recorded; the sweep enqueues what the commit could not.
-                Ok(()) | Err(Committed::NotEnqueued(_)) => return Ok(transition.next_lead().cloned().unwrap_or(lead)),
+                Ok(()) | Err(Committed::NotEnqueued(_)) => return Ok((transition.next_lead().cloned().unwrap_or(lead), true)),
                 Err(Committed::Refused(StoreError::Conflict)) => continue,
                 Err(Committed::Refused(e)) => return Err(e.into()),
             }
@@ -73,32 +75,44 @@ impl Review<'_> {
     /// approved lead enqueues its send again, so a retried approval is safe.
     pub async fn approve(&self, lead_id: LeadId, edits: DraftEdits) -> Result<Lead, ReviewError> {
         let lead = self.ports.store.get_lead(lead_id).await?;
-        if lead.state.kind() == LeadStateKind::Approved {
-            let next = crate::ports::StepMessage { execution_id: lead.execution_id, lead_id: lead.id, step: lead.step };
-            self.ports.queue.enqueue(crate::ports::StepQueue::Send, &[next]).await.map_err(|e| ReviewError::Unavailable(e.to_string()))?;
-            return Ok(lead);
+        if lead.state.kind() != LeadStateKind::Approved {
+            awaiting_approval(&lead)?;
         }
-        awaiting_approval(&lead)?;
-        if edits.subject.is_some() || edits.body.is_some() {
+        if lead.state.kind() == LeadStateKind::AwaitingApproval && (edits.subject.is_some() || edits.body.is_some()) {
             let draft = self.ports.store.get_draft(lead.id, lead.step).await?;
             let draft = draft.ok_or_else(|| ReviewError::WrongState("the lead has no draft to approve".into()))?;
             self.ports.store.put_draft(&edited(draft, edits)).await?;
         }
         let now = self.ports.clock.now();
-        self.decide(lead_id, |lead| {
-            awaiting_approval(lead)?;
-            Ok(lead.advanced(LeadEvent::DraftApproved, now).ok())
-        })
-        .await
+        let (lead, approved_now) = self
+            .decide(lead_id, |lead| match lead.state.kind() {
+                LeadStateKind::Approved => Ok(None),
+                _ => {
+                    awaiting_approval(lead)?;
+                    Ok(lead.advanced(LeadEvent::DraftApproved, now).ok())
+                }
+            })
+            .await?;
+        if !approved_now && lead.state.kind() == LeadStateKind::Approved && !lead.on_hold {
+            let next = StepMessage { execution_id: lead.execution_id, lead_id: lead.id, step: lead.step };
+            self.ports.queue.enqueue(StepQueue::Send, &[next]).await.map_err(|e| ReviewError::Unavailable(e.to_string()))?;
+        }
+        Ok(lead)
     }
 
     pub async fn reject(&self, lead_id: LeadId) -> Result<Lead, ReviewError> {
         let now = self.ports.clock.now();
-        self.decide(lead_id, |lead| {
-            awaiting_approval(lead)?;
-            Ok(lead.advanced(LeadEvent::DraftRejected, now).ok())
-        })
-        .await
+        let rejected = |lead: &Lead| matches!(lead.state, LeadState::Skipped { reason: SkipReason::RejectedByReviewer });
+        let (lead, _) = self
+            .decide(lead_id, |lead| {
+                if rejected(lead) {
+                    return Ok(None);
+                }
+                awaiting_approval(lead)?;
+                Ok(lead.advanced(LeadEvent::DraftRejected, now).ok())
+            })
+            .await?;
+        Ok(lead)
     }
 
     /// A person's decision about a parked send: it left (recorded as sent, counted, indexed for
@@ -127,6 +141,7 @@ impl Review<'_> {
             lead.advanced(LeadEvent::Resolved(resolution), now).map(Some).map_err(|e| ReviewError::WrongState(e.to_string()))
         })
         .await
+        .map(|(lead, _)| lead)
     }
 
     /// The prospect's one-click unsubscribe: the sequence ends and the address is suppressed.
@@ -146,6 +161,7 @@ impl Review<'_> {
             }))
         })
         .await
+        .map(|(lead, _)| lead)
     }
 }
 

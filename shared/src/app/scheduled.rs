@@ -23,12 +23,19 @@ pub struct ScheduledReport {
 }
 
 impl ScheduledTasks {
+    /// Runs both tasks; a failure of one never keeps the other from running. The run fails
+    /// (so it shows as failed) when either did.
     pub async fn run(&self) -> Result<ScheduledReport, RetryableStepError> {
         let replies = match &self.replies {
-            Some(processor) => Some(processor.poll(self.reply_batch).await?),
+            Some(processor) => Some(processor.poll(self.reply_batch).await),
             None => None,
         };
-        let sweep = self.sweep.run(self.sweep_batch).await?;
-        Ok(ScheduledReport { replies, sweep })
+        let sweep = self.sweep.run(self.sweep_batch).await;
+        match (replies.transpose(), sweep) {
+            (Ok(replies), Ok(sweep)) => Ok(ScheduledReport { replies, sweep }),
+            (Err(replies), Ok(_)) => Err(RetryableStepError(format!("reading replies: {replies}"))),
+            (Ok(_), Err(sweep)) => Err(RetryableStepError(format!("the sweep: {sweep}"))),
+            (Err(replies), Err(sweep)) => Err(RetryableStepError(format!("reading replies: {replies}; the sweep: {sweep}"))),
+        }
     }
 }

@@ -129,9 +129,9 @@ impl SendStep {
         match ports.commit(&claiming).await {
             Ok(()) => {}
             Err(Committed::Refused(StoreError::ContactHeld)) => return skip_already_contacted(ports, &lead).await,
-            // A claim that landed although its answer was lost (the store's retry then met it):
-            // the claim id is this attempt's own, so the send is ours to make.
-            Err(Committed::Refused(StoreError::Conflict)) if self.holds_claim(lead.id, &claim_id).await? => {}
+            // A claim that landed although its answer was lost (the store's retry then met it, or
+            // every retry failed): the claim id is this attempt's own, so the send is ours to make.
+            Err(Committed::Refused(_)) if self.holds_claim(lead.id, &claim_id).await? => {}
             Err(other) => return Err(other.into()),
         }
 
@@ -172,8 +172,8 @@ impl SendStep {
                     return Ok(false);
                 }
                 let now = ports.clock.now();
-                let transition = lead.advanced(settlement.event(agent, &lead, email, claim_id, now), now);
-                let mut transition = transition.map_err(|e| Committed::Refused(StoreError::Corrupt(e.to_string())))?;
+                // Settled another way meanwhile (a person resolved the parked lead): nothing to write.
+                let Ok(mut transition) = lead.advanced(settlement.event(agent, &lead, email, claim_id, now), now) else { return Ok(false) };
                 if let Settlement::Hold(why) = &settlement {
                     // Every lead would meet this fault: the execution pauses in the same write.
                     let execution = ports.store.get_execution(lead.execution_id).await.map_err(Committed::Refused)?;
@@ -193,7 +193,7 @@ impl SendStep {
                     tracing::warn!(%lead_id, %why, "the outcome of the send is recorded");
                     return settlement.outcome();
                 }
-                Err(Committed::Refused(StoreError::Conflict)) => continue,
+                Err(Committed::Refused(StoreError::Conflict)) if Instant::now() < deadline => continue,
                 Err(Committed::Refused(error)) => error.to_string(),
             };
             if Instant::now() >= deadline {

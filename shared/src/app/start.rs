@@ -32,6 +32,8 @@ pub enum StartOutcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error("the start with this Idempotency-Key did not finish in time and was failed: {0}; start again with a new key")]
+    Failed(String),
     #[error("the Idempotency-Key was used for a different request (another body or path); use a new key for a new execution")]
     KeyReused,
     #[error("{0}")]
@@ -56,6 +58,9 @@ impl StartExecution<'_> {
         let Some(existing) = self.ports.store.find_execution_by_idempotency_key(agent_id, key).await? else { return Ok(None) };
         if existing.request_fingerprint.as_deref() != Some(fingerprint) {
             return Err(StartError::KeyReused);
+        }
+        if existing.state == ExecutionState::Failed && !existing.leads_enqueued {
+            return Err(StartError::Failed(existing.failure_reason.unwrap_or_default()));
         }
         let unfinished =
             existing.state == ExecutionState::Created || (existing.state == ExecutionState::Running && !existing.leads_enqueued);
@@ -96,6 +101,9 @@ impl StartExecution<'_> {
             return Err(StartError::KeyReused);
         }
         let finished = match existing.state {
+            ExecutionState::Failed if !existing.leads_enqueued => {
+                return Err(StartError::Failed(existing.failure_reason.unwrap_or_default()));
+            }
             ExecutionState::Created => self.finish(existing, &request.contacts).await?,
             ExecutionState::Running if !existing.leads_enqueued => self.enqueue_leads(existing).await?,
             _ => existing,
@@ -114,9 +122,12 @@ impl StartExecution<'_> {
                 Err(Committed::Refused(e)) => return Err(e.into()),
                 Err(Committed::NotEnqueued(why)) => return Err(StartError::Unavailable(why)),
             },
-            // Started meanwhile by a concurrent retry, or failed by the sweep.
-            Err(_) => execution,
+            // Started meanwhile by a concurrent retry, or failed by the sweep: what is stored says.
+            Err(_) => self.ports.store.get_execution(execution.id).await?,
         };
+        if running.state == ExecutionState::Failed {
+            return Err(StartError::Failed(running.failure_reason.unwrap_or_default()));
+        }
         if running.state != ExecutionState::Running || running.leads_enqueued {
             return Ok(running);
         }

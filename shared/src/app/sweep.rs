@@ -5,13 +5,20 @@
 //! with the reason if re-driving does not move it; a send claim older than a live worker's means
 //! the worker died mid-send, and the lead is parked; a lead held by a paused execution is
 //! released if the execution runs again; a lead of a finished execution is skipped.
+//!
+//! Executions carry an attention time too: a start that has not finished within a step's
+//! budget is failed, and a running execution is looked at hourly, completed if every lead has
+//! finished (should the check after its last lead have failed), and its held leads released
+//! (should its resume's background work have been lost).
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Committed, RetryableStepError, StepPorts};
-use crate::domain::transition::{MAX_REDRIVES, STEP_BUDGET};
+use super::control::release_held;
+use super::{Committed, RetryableStepError, StepPorts, progress};
+use crate::domain::transition::MAX_REDRIVES;
 use crate::domain::{Execution, ExecutionId, ExecutionState, Lead, LeadEvent, LeadStateKind, SkipReason, StepQueue};
 use crate::ports::StoreError;
 
@@ -35,61 +42,115 @@ pub struct SweepReport {
     pub rechecked: u32,
     /// Executions whose start never finished, failed.
     pub failed_starts: u32,
+    /// Leads or executions the sweep could not handle this time (logged; looked at again).
+    pub errors: u32,
 }
 
 pub struct Sweep {
     ports: StepPorts,
+    /// How long one run may keep taking batches of due leads.
+    time_budget: Duration,
 }
+
+/// Executions looked at per run.
+const EXECUTIONS_PER_RUN: u32 = 100;
 
 impl Sweep {
     pub fn new(ports: StepPorts) -> Self {
-        Self { ports }
+        Self { ports, time_budget: Duration::from_secs(60) }
     }
 
-    /// Looks at up to `limit` leads whose attention time has come.
+    /// Looks at due leads in batches of `limit`, until none is due or the run's time budget is
+    /// spent, then at the executions. One lead that cannot be handled is logged and left for the
+    /// next run; it never stops the others.
     pub async fn run(&self, limit: u32) -> Result<SweepReport, RetryableStepError> {
+        let started = Instant::now();
         let now = self.ports.clock.now();
         let mut report = SweepReport::default();
         let mut executions: HashMap<ExecutionId, Execution> = HashMap::new();
         let mut backlogs: HashMap<StepQueue, bool> = HashMap::new();
-        for lead in self.ports.store.leads_needing_attention(now, limit).await? {
-            let execution = match executions.get(&lead.execution_id) {
-                Some(execution) => execution.clone(),
-                None => {
-                    let execution = self.settled_start(self.ports.store.get_execution(lead.execution_id).await?, &mut report).await?;
-                    executions.insert(lead.execution_id, execution.clone());
-                    execution
+        loop {
+            let leads = self.ports.store.leads_needing_attention(now, limit).await?;
+            let full = leads.len() as u32 >= limit;
+            for lead in leads {
+                if let Err(error) = self.attend(&lead, &mut executions, &mut backlogs, &mut report).await {
+                    report.errors += 1;
+                    tracing::warn!(lead_id = %lead.id, %error, "the sweep could not handle a lead; it looks again next run");
                 }
-            };
-            let Some((event, tally)) = self.decide(&lead, &execution, &mut backlogs).await? else { continue };
-            let Ok(transition) = lead.advanced(event, now) else { continue };
-            match self.ports.commit(&transition).await {
-                Ok(()) | Err(Committed::NotEnqueued(_)) => *tally(&mut report) += 1,
-                // It moved meanwhile: whatever moved it is in charge, and the next run looks again.
-                Err(Committed::Refused(StoreError::Conflict | StoreError::NotFound)) => {}
-                Err(Committed::Refused(e)) => return Err(e.into()),
+            }
+            if !full || started.elapsed() >= self.time_budget {
+                break;
             }
         }
+        // After the leads: what the look at executions enqueues must not make a queue look busy
+        // to the leads it has not reached yet.
+        self.look_at_executions(&mut report).await?;
         Ok(report)
     }
 
-    /// A `created` execution older than a step's budget will not be started by its request any
-    /// more: it fails, and its leads are skipped as they come up.
-    async fn settled_start(&self, execution: Execution, report: &mut SweepReport) -> Result<Execution, RetryableStepError> {
-        let now = self.ports.clock.now();
-        if execution.state != ExecutionState::Created || now - execution.created_at < STEP_BUDGET {
-            return Ok(execution);
-        }
-        let reason = "its start did not finish (the request failed and was not retried with its Idempotency-Key); start it again";
-        let Ok(failed) = execution.failed_because(reason, now) else { return Ok(execution) };
-        match self.ports.store.commit(&failed).await {
-            Ok(()) => {
-                report.failed_starts += 1;
-                Ok(failed.next_execution().cloned().unwrap_or(execution))
+    async fn attend(
+        &self,
+        lead: &Lead,
+        executions: &mut HashMap<ExecutionId, Execution>,
+        backlogs: &mut HashMap<StepQueue, bool>,
+        report: &mut SweepReport,
+    ) -> Result<(), RetryableStepError> {
+        let execution = match executions.get(&lead.execution_id) {
+            Some(execution) => execution.clone(),
+            None => {
+                let execution = self.ports.store.get_execution(lead.execution_id).await?;
+                executions.insert(lead.execution_id, execution.clone());
+                execution
             }
-            Err(StoreError::Conflict) => Ok(self.ports.store.get_execution(execution.id).await?),
-            Err(e) => Err(e.into()),
+        };
+        let Some((event, tally)) = self.decide(lead, &execution, backlogs).await? else { return Ok(()) };
+        let Ok(transition) = lead.advanced(event, self.ports.clock.now()) else { return Ok(()) };
+        match self.ports.commit(&transition).await {
+            Ok(()) | Err(Committed::NotEnqueued(_)) => *tally(report) += 1,
+            // It moved meanwhile: whatever moved it is in charge, and the next run looks again.
+            Err(Committed::Refused(StoreError::Conflict | StoreError::NotFound)) => {}
+            Err(Committed::Refused(e)) => return Err(e.into()),
         }
+        Ok(())
+    }
+
+    /// Fails starts that never finished; completes running executions whose leads have all
+    /// finished, and releases the held leads of running ones.
+    async fn look_at_executions(&self, report: &mut SweepReport) -> Result<(), RetryableStepError> {
+        let now = self.ports.clock.now();
+        for execution in self.ports.store.executions_needing_attention(now, EXECUTIONS_PER_RUN).await? {
+            let looked_at = match execution.state {
+                ExecutionState::Created => {
+                    let reason =
+                        "its start did not finish (the request failed and was not retried with its Idempotency-Key); start it again";
+                    let failed = execution.failed_because(reason, now).ok();
+                    if failed.is_some() {
+                        report.failed_starts += 1;
+                    }
+                    failed
+                }
+                ExecutionState::Running => {
+                    progress::complete_if_finished(&self.ports, execution.id).await;
+                    let (released, _) =
+                        release_held(&self.ports, execution.id, EXECUTIONS_PER_RUN).await.map_err(|e| RetryableStepError(e.to_string()))?;
+                    report.released += released as u32;
+                    // Read again: the completion check or a worker may have moved it.
+                    let current = self.ports.store.get_execution(execution.id).await?;
+                    (current.attention_at == execution.attention_at).then(|| current.looked_at(now))
+                }
+                _ => Some(execution.looked_at(now)),
+            };
+            if let Some(transition) = looked_at {
+                match self.ports.store.commit(&transition).await {
+                    Ok(()) | Err(StoreError::Conflict) => {}
+                    Err(error) => {
+                        report.errors += 1;
+                        tracing::warn!(execution_id = %execution.id, %error, "the sweep could not look at an execution");
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// What the lead's attention time means, and which tally counts it.
@@ -105,6 +166,7 @@ impl Sweep {
             return Ok(Some((LeadEvent::Park(why.into()), |r| &mut r.parked)));
         }
         let decision: (LeadEvent, Tally) = match execution.state {
+            // Its start is failed by the look at executions once its budget has passed.
             ExecutionState::Created => (LeadEvent::Recheck, |r| &mut r.rechecked),
             ExecutionState::Completed | ExecutionState::Cancelled => (LeadEvent::Skip(SkipReason::ExecutionCancelled), |r| &mut r.skipped),
             ExecutionState::Failed => (LeadEvent::Skip(SkipReason::ExecutionFailed), |r| &mut r.skipped),

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::transition::{ExecutionChange, Transition};
+use super::transition::{EXECUTION_RECHECK, ExecutionChange, STEP_BUDGET, Transition};
 use super::{AgentId, ExecutionId, ExecutionLogEntry, LogLevel, Timestamp};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,12 +31,6 @@ impl ExecutionState {
 
     pub fn is_finished(self) -> bool {
         matches!(self, Self::Completed | Self::Cancelled | Self::Failed)
-    }
-
-    /// Whether workers may advance this execution's leads. A `created` execution's leads wait:
-    /// its start releases them (marks it running) only once every lead is written.
-    pub fn lets_leads_advance(self) -> bool {
-        self == Self::Running
     }
 }
 
@@ -197,6 +191,10 @@ pub struct Execution {
     /// finished by the retry with the same Idempotency-Key, or by the sweep).
     #[serde(default)]
     pub leads_enqueued: bool,
+    /// When the sweep must look at the execution: a start that has not finished by then failed;
+    /// a running execution is checked for completion and for held leads a lost resume left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_at: Option<Timestamp>,
     /// Why the execution paused by itself (a configuration fault); cleared by resume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_reason: Option<String>,
@@ -218,6 +216,7 @@ impl Execution {
             idempotency_key,
             request_fingerprint: None,
             leads_enqueued: false,
+            attention_at: Some(now + STEP_BUDGET),
             failure_reason: None,
             pause_reason: None,
             created_at: now,
@@ -248,6 +247,14 @@ impl Execution {
         Transition { execution: Some(ExecutionChange { next }), ..Transition::default() }
     }
 
+    /// The sweep looked at a running execution and found nothing to do: it looks again later.
+    pub fn looked_at(&self, now: Timestamp) -> Transition {
+        let mut next = self.clone();
+        next.version = self.version + 1;
+        next.attention_at = attention_for(next.state, now);
+        Transition { execution: Some(ExecutionChange { next }), ..Transition::default() }
+    }
+
     /// Failed with the reason.
     pub fn failed_because(&self, reason: &str, now: Timestamp) -> Result<Transition, InvalidExecutionTransition> {
         self.changed(ExecutionCommand::Fail, now, Some(reason))
@@ -262,6 +269,7 @@ impl Execution {
         if state.is_finished() {
             next.finished_at = Some(now);
         }
+        next.attention_at = attention_for(state, now);
         match command {
             ExecutionCommand::Pause => next.pause_reason = reason.map(str::to_string),
             ExecutionCommand::Resume => next.pause_reason = None,
@@ -274,6 +282,16 @@ impl Execution {
         };
         let entry = ExecutionLogEntry::execution(level, self.id, &format!("execution.{}", state.as_str()), message, now);
         Ok(Transition { execution: Some(ExecutionChange { next }), log: vec![entry], ..Transition::default() })
+    }
+}
+
+/// When the sweep looks at an execution in `state` next: a paused one waits for a person, a
+/// finished one for nothing.
+fn attention_for(state: ExecutionState, now: Timestamp) -> Option<Timestamp> {
+    match state {
+        ExecutionState::Created => Some(now + STEP_BUDGET),
+        ExecutionState::Running => Some(now + EXECUTION_RECHECK),
+        ExecutionState::Paused | ExecutionState::Completed | ExecutionState::Cancelled | ExecutionState::Failed => None,
     }
 }
 

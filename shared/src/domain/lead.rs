@@ -202,11 +202,6 @@ impl LeadStateKind {
     pub fn is_waiting(self) -> bool {
         matches!(self, Self::Sent | Self::AwaitingApproval | Self::Parked)
     }
-
-    /// Whether a person must decide before the lead can move (and its execution finish).
-    pub fn needs_a_person(self) -> bool {
-        matches!(self, Self::AwaitingApproval | Self::Parked)
-    }
 }
 
 impl fmt::Display for LeadStateKind {
@@ -308,6 +303,9 @@ pub struct Lead {
     /// while a person decides and once the lead has finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention_at: Option<Timestamp>,
+    /// Whether the lead took the agent's contact marker for its address (its first send claim).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub contact_claimed: bool,
     /// How often the sweep re-enqueued the lead's current step because nothing moved it.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub redrives: u32,
@@ -338,6 +336,7 @@ impl Lead {
             on_hold: false,
             next_step_due_at: None,
             attention_at: Some(now + super::transition::STEP_BUDGET),
+            contact_claimed: false,
             redrives: 0,
             research_key: None,
             sent_messages: Vec::new(),

@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::reply::InboundEffect;
-use super::transition::{ContactMarker, HOLD_RECHECK, LeadChange, MAX_REDRIVES, MarkerChange, SEND_CLAIM_TIMEOUT, STEP_BUDGET, Transition};
+use super::transition::{ContactMarker, LeadChange, MAX_REDRIVES, MarkerChange, SEND_CLAIM_TIMEOUT, STEP_BUDGET, Transition};
 use super::{
     Dispatch, ExecutionCounters, ExecutionLogEntry, InboundRecord, Lead, LeadState, LeadStateKind, LogLevel, SendClaim, SentMessage,
     SkipReason, StepMessage, StepQueue, Suppression, Timestamp, TokenUsage,
@@ -143,6 +143,8 @@ impl Lead {
         let mut next = self.clone();
         next.version = self.version + 1;
         next.updated_at = now;
+        // A lead that moves is no longer waiting for a resume, unless the event holds it.
+        next.on_hold = false;
         let mut effects = Effects::default();
         let waits_for_worker = StepQueue::advancing(from).is_some();
         match event {
@@ -181,6 +183,7 @@ impl Lead {
             }
             LeadEvent::SendClaimed(claim) if matches!(from, LeadStateKind::Drafted | LeadStateKind::Approved) && !self.on_hold => {
                 next.state = S::Sending { claim };
+                next.contact_claimed = true;
                 effects.markers.push(MarkerChange::ClaimContact(self.contact_marker()));
             }
             LeadEvent::SendConfirmed { claim_id, sent, next_step_due_at }
@@ -188,20 +191,18 @@ impl Lead {
             {
                 self.record_send(&mut next, &mut effects, sent, next_step_due_at);
             }
-            LeadEvent::SendReleased { claim_id, why, hold } if matches!(&self.state, S::Sending { claim } if claim.claim_id == claim_id) => {
+            // A parked lead whose worker then learned that nothing left is given back too.
+            LeadEvent::SendReleased { claim_id, why, hold } if self.owns_claim(&claim_id) => {
                 next.state = S::Drafted;
                 next.on_hold = hold;
                 let then = if hold { "it waits for the execution to resume" } else { "it will be tried again" };
                 effects.log(LogLevel::Warn, "lead.send_released", format!("step {} was not sent: {why}; {then}", self.step));
             }
-            LeadEvent::SendRefused { claim_id, why } if matches!(&self.state, S::Sending { claim } if claim.claim_id == claim_id) => {
+            LeadEvent::SendRefused { claim_id, why } if self.owns_claim(&claim_id) => {
                 let reason = format!("the mailer rejected the email: {why}");
                 next.state = S::Failed { reason: reason.clone() };
                 effects.counters.failed = 1;
-                if self.sent_messages.is_empty() {
-                    // Nothing ever reached this prospect: a later list may try again.
-                    effects.markers.push(MarkerChange::ReleaseContact(self.contact_marker()));
-                }
+                self.give_back_contact(&mut next, &mut effects);
                 effects.log(LogLevel::Error, "lead.failed", reason);
             }
             LeadEvent::Park(reason) if from == LeadStateKind::Sending => {
@@ -241,7 +242,7 @@ impl Lead {
                     ),
                 );
             }
-            LeadEvent::Recheck if waits_for_worker => {}
+            LeadEvent::Recheck if waits_for_worker => next.on_hold = self.on_hold,
             LeadEvent::Inbound { record, effect } if from != LeadStateKind::Sending => {
                 if record.as_ref().is_some_and(|r| self.has_inbound(&r.message_key)) {
                     return Err(invalid);
@@ -249,14 +250,18 @@ impl Lead {
                 if !self.take_inbound(&mut next, &mut effects, record, effect, now) {
                     return Err(invalid);
                 }
+                // A note (an auto-reply, a soft bounce) leaves a held lead held.
+                next.on_hold = self.on_hold && next.state == self.state;
             }
-            LeadEvent::Skip(reason) if !from.is_terminal() && from != LeadStateKind::Sending => {
+            LeadEvent::Skip(reason) if !from.is_terminal() && !matches!(from, LeadStateKind::Sending | LeadStateKind::Parked) => {
                 effects.log(LogLevel::Info, "lead.skipped", format!("skipped: {}", skip_reason_text(&reason)));
                 next.state = S::Skipped { reason };
+                self.give_back_contact(&mut next, &mut effects);
             }
             LeadEvent::Fail(reason) if !from.is_terminal() && !matches!(from, LeadStateKind::Sending | LeadStateKind::Parked) => {
                 next.state = S::Failed { reason: reason.clone() };
                 effects.counters.failed = 1;
+                self.give_back_contact(&mut next, &mut effects);
                 effects.log(LogLevel::Error, "lead.failed", reason);
             }
             LeadEvent::Resolved(Resolution::Sent { sent, next_step_due_at })
@@ -298,18 +303,28 @@ impl Lead {
         })
     }
 
-    /// When the sweep must look at this lead next, given its state.
+    /// When the sweep must look at this lead next, given its state. A held lead waits for its
+    /// execution's resume; the sweep's look at running executions catches a lost one.
     fn attention_time(&self, now: Timestamp) -> Option<Timestamp> {
         match &self.state {
             LeadState::Sent => self.next_step_due_at,
             LeadState::Sending { claim } => Some(claim.claimed_at + SEND_CLAIM_TIMEOUT),
-            state if StepQueue::advancing(state.kind()).is_some() => Some(now + if self.on_hold { HOLD_RECHECK } else { STEP_BUDGET }),
+            state if StepQueue::advancing(state.kind()).is_some() && !self.on_hold => Some(now + STEP_BUDGET),
             _ => None,
         }
     }
 
     fn contact_marker(&self) -> ContactMarker {
         ContactMarker { agent_id: self.agent_id, address: self.contact.email.dedupe_key(), lead_id: self.id }
+    }
+
+    /// A lead that took the contact marker but never emailed anyone gives it back when it ends,
+    /// so a later list may still reach the prospect.
+    fn give_back_contact(&self, next: &mut Lead, effects: &mut Effects) {
+        if self.contact_claimed && self.sent_messages.is_empty() {
+            next.contact_claimed = false;
+            effects.markers.push(MarkerChange::ReleaseContact(self.contact_marker()));
+        }
     }
 
     fn owns_claim(&self, claim_id: &str) -> bool {
@@ -496,10 +511,35 @@ mod tests {
         assert!(matches!(&refused.markers[..], [MarkerChange::ReleaseContact(_)]));
         let held = after(&sending, LeadEvent::SendReleased { claim_id: "c1".into(), why: "quota".into(), hold: true });
         assert!(held.on_hold && held.state == LeadState::Drafted);
-        assert_eq!(held.attention_at, Some(now() + HOLD_RECHECK));
+        assert_eq!(held.attention_at, None, "a held lead waits for its execution's resume");
         let resumed = held.advanced(LeadEvent::Unhold, now()).unwrap();
         assert_eq!(resumed.dispatch[0].queue, StepQueue::Send);
         assert!(held.advanced(LeadEvent::SendClaimed(claim("c2")), now()).is_err(), "a held lead is not sent");
+    }
+
+    #[test]
+    fn a_held_lead_that_moves_is_no_longer_held_unless_the_event_holds_it() {
+        let held = after(&lead(), LeadEvent::Hold);
+        assert!(held.on_hold);
+        assert!(after(&held, LeadEvent::Recheck).on_hold, "looking again changes nothing");
+        assert!(!after(&held, LeadEvent::ResearchCompleted { research_key: None, facts: 0, note: None }).on_hold);
+        let note = LeadEvent::Inbound { record: None, effect: InboundEffect::Ends(SequenceEnd::Unsubscribed) };
+        assert!(!after(&held, note).on_hold);
+    }
+
+    #[test]
+    fn a_lead_that_claimed_but_never_sent_gives_the_contact_marker_back_when_it_ends() {
+        let sending = after(&drafted(), LeadEvent::SendClaimed(claim("c1")));
+        let released = after(&sending, LeadEvent::SendReleased { claim_id: "c1".into(), why: "throttled".into(), hold: false });
+        assert!(released.contact_claimed, "a released claim keeps the marker: the lead will try again");
+        let failed = released.advanced(LeadEvent::Fail("gave up".into()), now()).unwrap();
+        assert!(matches!(&failed.markers[..], [MarkerChange::ReleaseContact(_)]));
+        assert!(!failed.next_lead().unwrap().contact_claimed);
+        let never_claimed = drafted().advanced(LeadEvent::Skip(SkipReason::ExecutionCancelled), now()).unwrap();
+        assert!(never_claimed.markers.is_empty(), "nothing to give back");
+        let parked = after(&sending, LeadEvent::Park("unknown".into()));
+        let late_refusal = parked.advanced(LeadEvent::SendRefused { claim_id: "c1".into(), why: "550".into() }, now()).unwrap();
+        assert_eq!(late_refusal.next_lead().unwrap().state.kind(), LeadStateKind::Failed, "its worker learned nothing left");
     }
 
     #[test]

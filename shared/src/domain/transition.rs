@@ -21,9 +21,9 @@ pub const STEP_BUDGET: Duration = Duration::hours(1);
 /// claim means the worker died mid-send, and the lead is parked for a person.
 pub const SEND_CLAIM_TIMEOUT: Duration = Duration::minutes(2);
 
-/// How often the sweep looks again at a lead held by a paused execution, in case a resume's
-/// re-enqueueing was lost.
-pub const HOLD_RECHECK: Duration = Duration::hours(1);
+/// How often the sweep looks at a running execution: whether it is complete (should the check
+/// after its last lead have failed), and whether a lost resume left leads held.
+pub const EXECUTION_RECHECK: Duration = Duration::hours(1);
 
 /// Re-drives of a lead nothing moves before the sweep fails it with the reason.
 pub const MAX_REDRIVES: u32 = 3;

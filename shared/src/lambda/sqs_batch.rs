@@ -1,6 +1,7 @@
 //! SQS batches with partial batch failures: the delivery driver decides what happens to each
-//! message, and only the ones to deliver again (or to move to the dead-letter queue, which the
-//! redrive policy does on the next receive) are reported back. Requires
+//! message, and only the ones not done with are reported back: those to deliver again, and those
+//! for the dead-letter queue, which the redrive policy moves there once they have been received
+//! `maxReceiveCount` times (a body that can never be read is received that often first). Requires
 //! `ReportBatchItemFailures` on the event source mapping.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};

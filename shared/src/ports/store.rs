@@ -113,14 +113,17 @@ pub trait ExecutionStore: Send + Sync {
     /// Writes a new execution (`created`, no leads yet). With an idempotency key the agent
     /// already used, nothing is written and `Conflict` is returned.
     async fn create_execution(&self, execution: &Execution) -> Result<(), StoreError>;
-    /// Writes the leads of an execution that has not started, as they are, replacing earlier
-    /// writes of the same leads (a retried start writes them again), and counts them by state.
+    /// Writes the leads of an execution that has not started, leaving any lead that exists
+    /// already as it is (a retried start writes them again, and a concurrent one may have
+    /// started the execution meanwhile), and records their count by state.
     async fn write_leads(&self, execution: &Execution, leads: &[Lead]) -> Result<(), StoreError>;
     async fn get_execution(&self, id: ExecutionId) -> Result<Execution, StoreError>;
     async fn find_execution_by_idempotency_key(&self, agent_id: AgentId, key: &str) -> Result<Option<Execution>, StoreError>;
     /// Newest first; all agents when `agent_id` is `None`.
     async fn list_executions(&self, agent_id: Option<AgentId>, page: &PageRequest) -> Result<Page<Execution>, StoreError>;
     async fn execution_progress(&self, id: ExecutionId) -> Result<ExecutionProgress, StoreError>;
+    /// Executions whose `attention_at` is at or before `now`, earliest first.
+    async fn executions_needing_attention(&self, now: Timestamp, limit: u32) -> Result<Vec<Execution>, StoreError>;
     /// Whether the agent has an execution in one of `states`.
     async fn has_executions_in(&self, agent_id: AgentId, states: &[crate::domain::ExecutionState]) -> Result<bool, StoreError>;
 }

@@ -63,7 +63,10 @@ const THROTTLING_CODES: &[&str] = &["Throttling", "ThrottlingException", "TooMan
 /// throttling answer, a refusal before sending (validation, configuration), or a connection
 /// that was never made. A 5xx, a timeout, a connection lost after the request was written or an
 /// unreadable answer proves nothing: SES may have accepted the email, so the lead is parked.
-pub fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(error: SdkError<E>) -> MailError {
+///
+/// `from` is the sender: an identity SES says is not verified is a configuration fault when it is
+/// the sender's, and a refusal of this one email when it is the recipient's (the SES sandbox).
+pub fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(error: SdkError<E>, from: &str) -> MailError {
     match &error {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("ServiceError").to_string();
@@ -76,6 +79,10 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(error: Sd
             let lowered = text.to_ascii_lowercase();
             let unverified =
                 code == "MessageRejected" && (lowered.contains("not verified") || lowered.contains("did not have authority to send"));
+            if unverified && !names_sender(&lowered, from) {
+                let why = "the recipient is not verified; an SES account in its sandbox sends only to verified addresses";
+                return MailError::Rejected(format!("{message} ({why})"));
+            }
             let quota_spent = lowered.contains("daily message quota");
             if CONFIGURATION_CODES.contains(&code.as_str()) || unverified || quota_spent {
                 MailError::Configuration(message)
@@ -91,6 +98,13 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(error: Sd
         // A timeout, a connection lost after the request was written, an unreadable answer.
         _ => MailError::Ambiguous(format!("{}", aws_sdk_ses::error::DisplayErrorContext(&error))),
     }
+}
+
+/// Whether an error text (lower-case) names the sender's address or domain.
+fn names_sender(text: &str, from: &str) -> bool {
+    let address = from.rsplit_once('<').map_or(from, |(_, address)| address.trim_end_matches('>')).trim().to_ascii_lowercase();
+    let domain = address.rsplit_once('@').map_or("", |(_, domain)| domain);
+    text.contains(&address) || (!domain.is_empty() && text.contains(domain))
 }
 
 /// Whether the connection itself could not be made (refused, unreachable, a failed handshake):
@@ -139,7 +153,7 @@ impl Mailer for SesMailer {
             ))
             .send()
             .await
-            .map_err(classify)?;
+            .map_err(|e| classify(e, &email.from))?;
         let delivered_message_id = Some(format!("{}@{}", output.message_id, self.message_id_domain));
         Ok(SendReceipt { provider_message_id: output.message_id, delivered_message_id })
     }
@@ -147,6 +161,15 @@ impl Mailer for SesMailer {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_unverified_identity_is_the_senders_fault_only_when_it_is_the_sender() {
+        let sandbox = "email address is not verified. the following identities failed the check in region us-east-1: ada@initech.example";
+        assert!(!super::names_sender(sandbox, "Dana <dana@northwind.example>"));
+        let sender = "email address is not verified. the following identities failed the check in region us-east-1: dana@northwind.example";
+        assert!(super::names_sender(sender, "Dana <dana@northwind.example>"));
+        assert!(super::names_sender("did not have authority to send from email rep@northwind.example", "rep@northwind.example"));
+    }
+
     #[test]
     fn message_ids_carry_the_sending_region() {
         assert_eq!(super::ses_message_id_domain("us-east-1"), "email.amazonses.com");

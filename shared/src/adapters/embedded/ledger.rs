@@ -11,10 +11,11 @@ use crate::domain::{ContactMarker, Execution, ExecutionCounters, Lead, MarkerCha
 use crate::ports::StoreError;
 use crate::ports::store::Ledger;
 
-/// Inserts or replaces a lead row with its indexed columns.
-pub(super) fn put_lead(tx: &rusqlite::Transaction<'_>, lead: &Lead) -> Result<(), StoreError> {
+/// Inserts a lead row with its indexed columns, unless the lead exists: a retried start must
+/// never reset a lead a worker already moved.
+pub(super) fn insert_lead(tx: &rusqlite::Transaction<'_>, lead: &Lead) -> Result<(), StoreError> {
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO leads (id, execution_id, agent_id, email_key, state, on_hold, attention_at, version, body)
+        "INSERT OR IGNORE INTO leads (id, execution_id, agent_id, email_key, state, on_hold, attention_at, version, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![

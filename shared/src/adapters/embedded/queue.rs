@@ -155,18 +155,6 @@ impl EmbeddedQueue {
             })
             .await
     }
-
-    /// When the next message of `queue` becomes visible, if any is waiting.
-    pub async fn next_visible_in(&self, queue: StepQueue) -> Result<Option<Duration>, StoreError> {
-        let name = queue.as_str();
-        self.db
-            .call(move |conn| {
-                let at: Option<i64> =
-                    conn.query_row("SELECT MIN(visible_at) FROM queue_messages WHERE queue = ?1", [name], |row| row.get(0))?;
-                Ok(at.map(|at| Duration::from_millis((at - now_millis()).max(0) as u64)))
-            })
-            .await
-    }
 }
 
 #[async_trait]

@@ -34,9 +34,10 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             COMMIT;",
         )?;
     }
-    // Version 4: the ledger. Leads carry the time the sweep must look at them (a due follow-up
-    // keeps its due time); one contact marker per agent and address, taken by the lead that
-    // emailed it (leads that already did are backfilled); a health probe row.
+    // Version 4: the ledger. Leads and executions carry the time the sweep must look at them (a
+    // due follow-up keeps its due time; every other unfinished lead and execution is looked at
+    // at once); one contact marker per agent and address, taken by the lead that emailed it
+    // (leads that already did are backfilled); a health probe row.
     conn.execute_batch(
         "BEGIN;
         ALTER TABLE leads ADD COLUMN attention_at INTEGER;
@@ -50,6 +51,11 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
             SELECT agent_id, email_key, id FROM leads
             WHERE state IN ('sending', 'parked') OR json_array_length(json_extract(body, '$.sent_messages')) > 0
             ORDER BY id;
+        UPDATE leads SET attention_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000
+            WHERE on_hold = 0 AND state IN ('queued', 'researched', 'drafted', 'approved', 'follow_up_due', 'sending');
+        ALTER TABLE executions ADD COLUMN attention_at INTEGER;
+        UPDATE executions SET attention_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000 WHERE state IN ('created', 'running');
+        CREATE INDEX IF NOT EXISTS executions_attention ON executions (attention_at) WHERE attention_at IS NOT NULL;
         CREATE TABLE IF NOT EXISTS health_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
         PRAGMA user_version = 4;
         COMMIT;",

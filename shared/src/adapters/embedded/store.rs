@@ -162,13 +162,15 @@ impl ExecutionStore for EmbeddedStore {
         self.db
             .call(move |conn| {
                 let inserted = conn.execute(
-                    "INSERT OR IGNORE INTO executions (id, agent_id, state, idempotency_key, version, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT OR IGNORE INTO executions (id, agent_id, state, idempotency_key, version, attention_at, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     params![
                         execution.id.to_string(),
                         execution.agent_id.to_string(),
                         execution.state.as_str(),
                         execution.idempotency_key,
                         execution.version as i64,
+                        millis(execution.attention_at),
                         serde_json::to_string(&execution)?
                     ],
                 )?;
@@ -183,7 +185,7 @@ impl ExecutionStore for EmbeddedStore {
             .call(move |conn| {
                 let tx = conn.transaction()?;
                 for lead in &leads {
-                    super::ledger::put_lead(&tx, lead)?;
+                    super::ledger::insert_lead(&tx, lead)?;
                 }
                 tx.commit()?;
                 Ok(())
@@ -244,6 +246,18 @@ impl ExecutionStore for EmbeddedStore {
                     lead_counts.insert(kind, count as u64);
                 }
                 Ok(ExecutionProgress { counters, lead_counts })
+            })
+            .await
+    }
+
+    async fn executions_needing_attention(&self, now: Timestamp, limit: u32) -> Result<Vec<Execution>, StoreError> {
+        let now = now.timestamp_millis();
+        self.db
+            .call(move |conn| {
+                let mut statement = conn.prepare_cached(
+                    "SELECT id, body FROM executions WHERE attention_at IS NOT NULL AND attention_at <= ?1 ORDER BY attention_at LIMIT ?2",
+                )?;
+                Ok(executions_from(&mut statement, params![now, limit as i64])?.into_iter().map(|(_, e)| e).collect())
             })
             .await
     }

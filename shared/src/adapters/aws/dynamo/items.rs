@@ -110,6 +110,9 @@ pub fn health_key() -> Item {
     key("HEALTH", "PROBE")
 }
 
+/// The attention index's partition for executions (few, and each looked at hourly at most).
+pub const EXECUTIONS_DUE: &str = "EXECUTIONS#DUE";
+
 pub fn attention_partition(shard: u64) -> String {
     format!("DUE#{shard}")
 }
@@ -147,6 +150,10 @@ pub fn execution_item(execution: &Execution) -> Result<Item, StoreError> {
     item.insert("gsi2pk".into(), s("EXECS"));
     item.insert("gsi2sk".into(), s(execution.id.to_string()));
     item.insert("state".into(), s(execution.state.as_str()));
+    if let Some(at) = execution.attention_at {
+        item.insert("gsi4pk".into(), s(EXECUTIONS_DUE));
+        item.insert("gsi4sk".into(), s(due_sort_key(at.timestamp_millis(), execution.id)));
+    }
     item_with(item, execution.version, execution)
 }
 

@@ -8,9 +8,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::BuildError;
+use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
+use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::items::*;
 use super::store::{DynamoStore, unavailable};
@@ -152,7 +153,56 @@ impl Writes<'_> {
     }
 }
 
+/// TransactWriteItems takes at most 100 items.
+const TRANSACTION_LIMIT: usize = 100;
+/// Creation transactions in flight at once.
+const CREATE_CONCURRENCY: usize = 8;
+
 impl DynamoStore {
+    /// Creates every item whose key does not exist yet and leaves existing ones as they are,
+    /// 100 to a transaction: a retried start must never reset a lead a worker already moved.
+    pub(super) async fn create_absent(&self, items: Vec<Item>) -> Result<(), StoreError> {
+        let mut chunks: Vec<Vec<Item>> = Vec::new();
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            chunks.push(items.by_ref().take(TRANSACTION_LIMIT).collect());
+        }
+        stream::iter(chunks).map(|chunk| self.create_chunk(chunk)).buffer_unordered(CREATE_CONCURRENCY).try_collect::<Vec<()>>().await?;
+        Ok(())
+    }
+
+    async fn create_chunk(&self, mut chunk: Vec<Item>) -> Result<(), StoreError> {
+        for attempt in 0..CONFLICT_ATTEMPTS {
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            let writes = chunk.iter().map(|item| self.put_new_write(item.clone())).collect::<Result<Vec<_>, _>>()?;
+            let error = match self.client.transact_write_items().set_transact_items(Some(writes)).send().await {
+                Ok(_) => return Ok(()),
+                Err(error) => error,
+            };
+            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) = error.as_service_error() else {
+                if error.as_service_error().and_then(ProvideErrorMetadata::code).is_some_and(|c| TRANSIENT_CODES.contains(&c)) {
+                    back_off(attempt).await;
+                    continue;
+                }
+                return Err(unavailable(error));
+            };
+            let exists: Vec<bool> = cancelled.cancellation_reasons().iter().map(|r| r.code() == Some("ConditionalCheckFailed")).collect();
+            // Items that exist already stay as they are; the rest are tried again.
+            let mut index = 0;
+            chunk.retain(|_| {
+                let keep = !exists.get(index).copied().unwrap_or(false);
+                index += 1;
+                keep
+            });
+            if !exists.iter().any(|e| *e) {
+                back_off(attempt).await;
+            }
+        }
+        Err(StoreError::Unavailable("creating the leads kept conflicting with other writes".into()))
+    }
+
     fn transaction_items<'a>(&'a self, transition: &Transition) -> Result<Writes<'a>, StoreError> {
         let mut writes = Writes { table: &self.table, items: Vec::new(), guards: Vec::new() };
         if let Some(change) = &transition.lead {
@@ -197,11 +247,13 @@ impl Ledger for DynamoStore {
         if writes.items.is_empty() {
             return Ok(());
         }
+        // The token makes a retry of a request that did land (an answer lost on the way back, the
+        // SDK's own retries, one still in progress) a no-op on DynamoDB instead of a failed
+        // condition. A new one is taken only after a cancellation, which wrote nothing.
+        let mut token = uuid::Uuid::new_v4().to_string();
         for attempt in 0..CONFLICT_ATTEMPTS {
-            // The token makes the SDK's own retry of a request that did land (an answer lost on the
-            // way back) a no-op on DynamoDB instead of a failed condition.
-            let token = uuid::Uuid::new_v4().to_string();
-            let request = self.client.transact_write_items().set_transact_items(Some(writes.items.clone())).client_request_token(token);
+            let request =
+                self.client.transact_write_items().set_transact_items(Some(writes.items.clone())).client_request_token(token.clone());
             let error = match request.send().await {
                 Ok(_) => return Ok(()),
                 Err(error) => error,
@@ -210,7 +262,7 @@ impl Ledger for DynamoStore {
                 Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
                     cancelled.cancellation_reasons().iter().map(|r| r.code().map(str::to_string)).collect()
                 }
-                Some(service) if service.meta().code().is_some_and(|c| TRANSIENT_CODES.contains(&c)) => {
+                Some(service) if service.code().is_some_and(|c| TRANSIENT_CODES.contains(&c)) => {
                     back_off(attempt).await;
                     continue;
                 }
@@ -224,6 +276,7 @@ impl Ledger for DynamoStore {
                 let reasons: Vec<String> = reasons.into_iter().flatten().collect();
                 return Err(StoreError::Unavailable(format!("the transaction was cancelled: {}", reasons.join(", "))));
             }
+            token = uuid::Uuid::new_v4().to_string();
             back_off(attempt).await;
         }
         Err(StoreError::Unavailable("the transaction kept conflicting with others".into()))

@@ -3,7 +3,7 @@
 //! | item | pk / sk | gsi1 | gsi2 | gsi3 | gsi4 |
 //! |---|---|---|---|---|---|
 //! | agent | `AGENT#id` / `AGENT` | `AGENTS` / id | | | |
-//! | execution | `EXEC#id` / `EXEC` | `AGENT#id#EXECS` / id (newest first) | `EXECS` / id | | |
+//! | execution | `EXEC#id` / `EXEC` | `AGENT#id#EXECS` / id (newest first) | `EXECS` / id | | `EXECUTIONS#DUE` / `millis#execution` (sparse: `attention_at`) |
 //! | idempotency key | `IDEMPOTENCY#agent#key` / `KEY` | | | | |
 //! | lead | `LEAD#id` / `LEAD` | `EXEC#id#LEADS` / `state#lead` | `EMAIL#address` / lead | `STATE#state` / lead | `DUE#0..7` / `millis#lead` (sparse: `attention_at`) |
 //! | counter shard | `EXEC#id#COUNTS#00..15` / `COUNTS` (and `…#START`) | | | | |

@@ -288,8 +288,9 @@ impl ExecutionStore for DynamoStore {
 
     async fn write_leads(&self, execution: &Execution, leads: &[Lead]) -> Result<(), StoreError> {
         let items = leads.iter().map(lead_item).collect::<Result<Vec<_>, _>>()?;
-        self.batch_put(items).await?;
-        // Written last and set rather than added: a retried start writes the same numbers.
+        self.create_absent(items).await?;
+        // Written last and set rather than added: a retried start writes the same numbers, and the
+        // shards hold every move away from these starting states.
         let mut counts = start_counts_key(execution.id);
         let mut by_state: BTreeMap<LeadStateKind, u64> = BTreeMap::new();
         for lead in leads {
@@ -338,6 +339,18 @@ impl ExecutionStore for DynamoStore {
         let lead_counts =
             LeadStateKind::ALL.into_iter().map(|kind| (kind, sum(&lead_count_attribute(kind)))).filter(|(_, count)| *count > 0).collect();
         Ok(ExecutionProgress { counters, lead_counts })
+    }
+
+    async fn executions_needing_attention(&self, now: Timestamp, limit: u32) -> Result<Vec<Execution>, StoreError> {
+        let query = || {
+            self.client
+                .query()
+                .key_condition_expression("gsi4pk = :due AND gsi4sk <= :now")
+                .expression_attribute_values(":due", s(EXECUTIONS_DUE))
+                .expression_attribute_values(":now", s(due_sort_key(now.timestamp_millis(), "~")))
+        };
+        let (items, _) = self.query_page(Some("gsi4"), query, &PageRequest::first(limit)).await?;
+        items.iter().map(execution_from).collect()
     }
 
     async fn has_executions_in(&self, agent_id: AgentId, states: &[ExecutionState]) -> Result<bool, StoreError> {
