@@ -14,7 +14,7 @@ use sales_agent_tests::fault_proxy::FaultPlan;
 use sales_agent_tests::faults::DiesAfterSending;
 use sales_agent_tests::imap::TestMailbox;
 use sales_agent_tests::mail::{delivery_failure, reply_to};
-use sales_agent_tests::stack::{SENDER, at_path, default_secret, deploy, deploy_with, deploy_with_secret, draft_everything};
+use sales_agent_tests::stack::{SENDER, default_secret, deploy, deploy_with, deploy_with_secret, draft_everything};
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -185,12 +185,7 @@ async fn a_secret_without_the_signing_key_pauses_the_execution_fails_no_lead_and
     // The team adds the key to the secret and resumes: the warm function reads the key again.
     let fixed = json!({"unsubscribe_signing_key": "test-only-signing-key", "openai_api_key": ""});
     secrets.put_secret_value().secret_id(&secret_id).secret_string(fixed.to_string()).send().await.unwrap();
-    let (status, resumed) = stack
-        .api("api-get-execution.json", |event| {
-            at_path(event, &format!("/api/v1/executions/{execution_id}/resume"));
-            event["requestContext"]["http"]["method"] = json!("POST");
-        })
-        .await;
+    let (status, resumed) = stack.post(&format!("/api/v1/executions/{execution_id}/resume"), json!({})).await;
     assert_eq!((status, resumed["requeued_leads"].as_u64()), (StatusCode::OK, Some(1)), "{resumed}");
     stack.drain(&stack.runtime, 1).await;
     assert_eq!(stack.emails().await.len(), 1);
@@ -276,12 +271,7 @@ async fn a_model_key_refused_then_fixed_in_the_secret_works_on_resume_without_a_
 
     let fixed = json!({"unsubscribe_signing_key": "test-only-signing-key", "openai_api_key": "fixed-key"});
     secrets.put_secret_value().secret_id(&stack.secret_id).secret_string(fixed.to_string()).send().await.unwrap();
-    let (status, resumed) = stack
-        .api("api-get-execution.json", |event| {
-            at_path(event, &format!("/api/v1/executions/{execution_id}/resume"));
-            event["requestContext"]["http"]["method"] = json!("POST");
-        })
-        .await;
+    let (status, resumed) = stack.post(&format!("/api/v1/executions/{execution_id}/resume"), json!({})).await;
     assert_eq!((status, resumed["requeued_leads"].as_u64()), (StatusCode::OK, Some(2)), "{resumed}");
     stack.drain(&stack.runtime, 1).await;
 

@@ -20,6 +20,7 @@ use sales_agent::domain::{ExecutionId, LeadStateKind};
 use sales_agent::lambda::process_batch;
 use sales_agent::ports::PageRequest;
 use sales_agent::ports::store::{ExecutionStore, LeadQuery, LeadStore};
+use sales_agent_tests::event_source::{EventSourceMapping, ReceivedBatch};
 use sales_agent_tests::fault_proxy::FaultPlan;
 use sales_agent_tests::lambda_process::SendFunctionProcess;
 use sales_agent_tests::stack::{Stack, default_secret, deploy_with, draft_everything};
@@ -204,18 +205,28 @@ async fn every_message_delivered_twice_while_calls_fail_at_random_sends_nothing_
     assert_eq!(audit.emails as u64, count(&audit, LeadStateKind::Sent) + count(&audit, LeadStateKind::Parked), "{audit:?}");
 }
 
-#[tokio::test]
-async fn a_second_delivery_during_a_slow_send_waits_for_it_instead_of_parking() {
-    let plan = FaultPlan { ses_delay: Duration::from_secs(1), ..FaultPlan::default() };
-    let stack = deploy_with(default_secret(), Some(plan)).await;
+/// A campaign whose sends take `ses_delay` each, researched and drafted, with its first batch of
+/// send messages received (and not yet handed to a worker).
+async fn drafted_with_a_send_batch(ses_delay: Duration) -> (Stack, String, EventSourceMapping, ReceivedBatch) {
+    let stack = deploy_with(default_secret(), Some(FaultPlan { ses_delay, ..FaultPlan::default() })).await;
     let execution_id = stack.start_retrying(LEADS).await;
     draft_everything(&stack).await;
     let mapping = stack.mapping(&stack.queues.urls.send, &stack.queues.arns.send, 1);
     let batch = mapping.receive().await.expect("send messages");
+    (stack, execution_id, mapping, batch)
+}
+
+#[tokio::test]
+async fn a_second_delivery_during_a_slow_send_waits_for_it_instead_of_parking() {
+    let (stack, execution_id, mapping, batch) = drafted_with_a_send_batch(Duration::from_secs(3)).await;
     let (first, second) = (Arc::new(stack.runtime.send_step()), Arc::new(stack.runtime.send_step()));
     let event = batch.event.clone();
     let running = tokio::spawn(async move { process_batch(event, first.as_ref(), 5).await });
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // SQS hands the batch to a second worker while every send of the first is inside its SES call.
+    let in_flight = || stack.proxy.as_ref().unwrap().counts.send_requests.load(Ordering::SeqCst);
+    while in_flight() < batch.event.records.len() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let duplicate = process_batch(batch.event.clone(), second.as_ref(), 5).await;
     let original = running.await.unwrap();
     assert!(original.batch_item_failures.is_empty(), "{original:?}");
@@ -224,7 +235,7 @@ async fn a_second_delivery_during_a_slow_send_waits_for_it_instead_of_parking() 
     stack.settle(1).await;
 
     let audit = audit(&stack, &execution_id).await;
-    println!("{}", audit.row("a second delivery 0.4 s into a 1 s SES call", &faults_of(&stack)));
+    println!("{}", audit.row("a second delivery during a 3 s SES call", &faults_of(&stack)));
     audit.assert_kept("slow send raced");
     let sent_in_batch = batch.event.records.len() as u64;
     assert_eq!(count(&audit, LeadStateKind::Parked), 0, "nothing parked: {audit:?}");
@@ -234,12 +245,7 @@ async fn a_second_delivery_during_a_slow_send_waits_for_it_instead_of_parking() 
 
 #[tokio::test]
 async fn a_send_function_killed_mid_batch_sends_nothing_twice_and_every_lead_ends_sent_once_resolved() {
-    let plan = FaultPlan { ses_delay: Duration::from_millis(600), ..FaultPlan::default() };
-    let stack = deploy_with(default_secret(), Some(plan)).await;
-    let execution_id = stack.start_retrying(LEADS).await;
-    draft_everything(&stack).await;
-    let mapping = stack.mapping(&stack.queues.urls.send, &stack.queues.arns.send, 1);
-    let batch = mapping.receive().await.expect("send messages");
+    let (stack, execution_id, mapping, batch) = drafted_with_a_send_batch(Duration::from_millis(600)).await;
     let proxy = stack.proxy.as_ref().unwrap();
 
     // The real send bootstrap, as Lambda runs it, handed the batch and killed (SIGKILL) once

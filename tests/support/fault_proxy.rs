@@ -40,6 +40,8 @@ pub struct FaultPlan {
 /// What the proxy did.
 #[derive(Debug, Default)]
 pub struct FaultCounts {
+    /// SendRawEmail requests that reached the proxy (before any delay).
+    pub send_requests: AtomicUsize,
     pub emails_accepted: AtomicUsize,
     pub ses_500s: AtomicUsize,
     pub ses_throttles: AtomicUsize,
@@ -169,6 +171,7 @@ async fn handle(state: Arc<State>, request: axum::extract::Request) -> Response<
     let plan = state.plan.lock().unwrap().clone();
     let counts = &state.counts;
     if operation == "SES.SendRawEmail" {
+        counts.send_requests.fetch_add(1, Ordering::SeqCst);
         if counts.ses_throttles.load(Ordering::SeqCst) < plan.ses_throttles {
             counts.ses_throttles.fetch_add(1, Ordering::SeqCst);
             return ses_error(400, "Sender", "Throttling", "Maximum sending rate exceeded.");
