@@ -290,7 +290,12 @@ async fn a_throttled_suppression_lookup_fails_closed() {
     let stack = deploy_with(default_secret(), Some(FaultPlan::default())).await;
     let execution_id = stack.start_retrying(LEADS).await;
     let suppressed = format!("lead0@{}", stack.lead_domain);
-    let entry = sales_agent::domain::Suppression { entry: suppressed.clone(), reason: "manual".into(), created_at: chrono::Utc::now() };
+    let entry = sales_agent::domain::Suppression {
+        entry: suppressed.clone(),
+        reason: "manual".into(),
+        source: None,
+        created_at: chrono::Utc::now(),
+    };
     let transition = sales_agent::domain::Transition::markers(vec![sales_agent::domain::MarkerChange::Suppress(entry)]);
     sales_agent::ports::Ledger::commit(&stack.inspector, &transition).await.unwrap();
     draft_everything(&stack).await;

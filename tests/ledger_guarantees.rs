@@ -414,3 +414,46 @@ async fn held_leads_a_lost_background_resume_left_are_released_by_the_sweep() {
     );
     assert_eq!(app.emails().len(), 150);
 }
+
+#[tokio::test]
+async fn the_suppression_list_is_listed_added_to_by_address_or_domain_and_taken_off_through_the_api() {
+    let app = TestApp::new();
+    let added = app.post_json("/api/v1/suppressions", &json!({"entry": "Globex.example", "reason": "complaint"})).await;
+    assert_eq!(
+        (added.status, added.body["entry"].as_str(), added.body["source"].as_str()),
+        (StatusCode::CREATED, Some("globex.example"), Some("api"))
+    );
+    let again = app.post_json("/api/v1/suppressions", &json!({"entry": "globex.example"})).await;
+    assert_eq!((again.status, again.body["reason"].as_str()), (StatusCode::OK, Some("complaint")), "the first reason is kept");
+    assert_eq!(app.post_json("/api/v1/suppressions", &json!({"entry": "ada@initech.example"})).await.status, StatusCode::CREATED);
+    for (body, field) in [
+        (json!({"entry": "not a domain"}), "entry"),
+        (json!({"entry": "x@"}), "entry"),
+        (json!({"entry": "ada@initech.example", "reason": "dislike"}), "reason"),
+    ] {
+        let refused = app.post_json("/api/v1/suppressions", &body).await;
+        assert_eq!((refused.status, refused.problem_fields()), (StatusCode::UNPROCESSABLE_ENTITY, vec![field.to_string()]), "{body}");
+    }
+    let listed = app.get("/api/v1/suppressions?limit=1").await;
+    assert_eq!(listed.body["items"][0]["entry"], "ada@initech.example");
+    let next = app.get(&format!("/api/v1/suppressions?cursor={}", listed.body["next_cursor"].as_str().unwrap())).await;
+    assert_eq!(next.body["items"][0]["entry"], "globex.example");
+
+    // A domain covers its subdomains.
+    let agent_id = app.create_agent(&agent_spec()).await;
+    let csv =
+        "email,first_name,company\nbob@eu.globex.example,Bob,Globex\nada@initech.example,Ada,Initech\ncy@umbrella.example,Cy,Umbrella\n";
+    let execution_id = app.start_csv(&agent_id, csv).await;
+    app.drain().await;
+    assert_eq!(app.execution(&execution_id).await["lead_counts"], json!({"sent": 1, "skipped": 2}));
+
+    assert_eq!(
+        app.request(Method::DELETE, "/api/v1/suppressions/globex.example", None, Body::empty(), &[]).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let missing = app.request(Method::DELETE, "/api/v1/suppressions/globex.example", None, Body::empty(), &[]).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let again = app.start_csv(&agent_id, "email,first_name,company\nbob@eu.globex.example,Bob,Globex\n").await;
+    app.drain().await;
+    assert_eq!(app.execution(&again).await["lead_counts"], json!({"sent": 1}), "taken off the list, the address is emailed");
+}

@@ -287,7 +287,12 @@ async fn research_drafts_logs_and_suppressions_round_trip(store: Arc<dyn Store>)
     let address = EmailAddress::parse("ada@initech.example").unwrap();
     assert!(store.suppression_for(&address).await.unwrap().is_none());
     let suppress = |entry: &str, reason: &str| {
-        Transition::markers(vec![MarkerChange::Suppress(Suppression { entry: entry.into(), reason: reason.into(), created_at: now() })])
+        Transition::markers(vec![MarkerChange::Suppress(Suppression {
+            entry: entry.into(),
+            reason: reason.into(),
+            source: None,
+            created_at: now(),
+        })])
     };
     store.commit(&suppress("ada@initech.example", "unsubscribed")).await.unwrap();
     store.commit(&suppress("ada@initech.example", "manual")).await.unwrap();
@@ -297,6 +302,25 @@ async fn research_drafts_logs_and_suppressions_round_trip(store: Arc<dyn Store>)
         store.suppression_for(&EmailAddress::parse("anyone@globex.example").unwrap()).await.unwrap().is_some(),
         "a domain covers its addresses"
     );
+    assert_eq!(
+        store.suppression_for(&EmailAddress::parse("anyone@eu.sales.globex.example").unwrap()).await.unwrap().map(|s| s.entry),
+        Some("globex.example".into()),
+        "and its subdomains' addresses"
+    );
+    assert!(store.suppression_for(&EmailAddress::parse("anyone@globex.example.org").unwrap()).await.unwrap().is_none());
+
+    for entry in ["b@initech.example", "c@initech.example"] {
+        store.commit(&suppress(entry, "manual")).await.unwrap();
+    }
+    let first = store.list_suppressions(&PageRequest::first(2)).await.unwrap();
+    let rest = store.list_suppressions(&PageRequest { cursor: first.next_cursor.clone(), limit: 10 }).await.unwrap();
+    let listed: Vec<String> = first.items.iter().chain(&rest.items).map(|s| s.entry.clone()).collect();
+    for entry in ["ada@initech.example", "b@initech.example", "c@initech.example", "globex.example"] {
+        assert!(listed.contains(&entry.to_string()), "{entry} listed in {listed:?}");
+    }
+    store.commit(&Transition::markers(vec![MarkerChange::Unsuppress("globex.example".into())])).await.unwrap();
+    assert!(store.suppression_entry("globex.example").await.unwrap().is_none());
+    assert!(store.suppression_for(&EmailAddress::parse("anyone@globex.example").unwrap()).await.unwrap().is_none(), "taken off");
 }
 
 async fn api_keys_are_stored_hashed_listed_and_revoked(store: Arc<dyn Store>) {

@@ -11,6 +11,7 @@ pub mod lead_import;
 mod leads;
 pub mod problem;
 mod stats;
+mod suppressions;
 mod unsubscribe;
 
 use std::sync::Arc;
@@ -97,6 +98,8 @@ pub fn router(services: ApiServices) -> Router {
         .route("/leads/{lead_id}/resolve", post(leads::resolve))
         .route("/stats/overview", get(stats::overview))
         .route("/mailboxes", get(stats::mailboxes))
+        .route("/suppressions", get(suppressions::list).post(suppressions::add))
+        .route("/suppressions/{entry}", axum::routing::delete(suppressions::remove))
         .route("/api-keys", get(api_keys::list).post(api_keys::create))
         .route("/api-keys/{key_id}", axum::routing::delete(api_keys::revoke))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_api_key));

@@ -156,6 +156,7 @@ impl Review<'_> {
                 Err(_) => Transition::markers(vec![MarkerChange::Suppress(Suppression {
                     entry: lead.contact.email.dedupe_key(),
                     reason: "unsubscribed".into(),
+                    source: Some("unsubscribe link".into()),
                     created_at: now,
                 })]),
             }))

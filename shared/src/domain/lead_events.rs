@@ -361,7 +361,10 @@ impl Lead {
         let mut event = format!("lead.{class}");
         if let InboundEffect::Ends(end) = effect {
             if let Some(reason) = end.suppression_reason() {
-                let entry = Suppression { entry: self.contact.email.dedupe_key(), reason: reason.into(), created_at: now };
+                let source =
+                    record.as_ref().map_or_else(|| "unsubscribe link".to_string(), |r| format!("{} read from {}", r.class, r.folder));
+                let entry =
+                    Suppression { entry: self.contact.email.dedupe_key(), reason: reason.into(), source: Some(source), created_at: now };
                 effects.markers.push(MarkerChange::Suppress(entry));
             }
             if let Some(ended) = end.ended_state(self.state.kind()) {

@@ -65,6 +65,8 @@ pub enum MarkerChange {
     IndexMessage { message_id: String, lead_id: LeadId },
     /// The address or domain is never emailed again; the first reason recorded is kept.
     Suppress(Suppression),
+    /// A person took the address or domain off the suppression list.
+    Unsuppress(String),
 }
 
 /// One complete change of state. Build it with the domain (`Lead::advanced`,

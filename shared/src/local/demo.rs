@@ -161,7 +161,12 @@ pub async fn run(mut settings: Settings) -> anyhow::Result<DemoSummary> {
     let emails_before = outbox.emails()?.len();
 
     let agent_id = find_or_create_agent(&router).await?;
-    let suppression = Suppression { entry: SUPPRESSED_DOMAIN.into(), reason: "manual".into(), created_at: runtime.clock.now() };
+    let suppression = Suppression {
+        entry: SUPPRESSED_DOMAIN.into(),
+        reason: "manual".into(),
+        source: Some("demo".into()),
+        created_at: runtime.clock.now(),
+    };
     runtime.store.commit(&Transition::markers(vec![MarkerChange::Suppress(suppression)])).await?;
     let (status, started) = call(
         &router,

@@ -160,10 +160,15 @@ pub trait LogStore: Send + Sync {
 
 #[async_trait]
 pub trait SuppressionList: Send + Sync {
-    /// The entry that suppresses this address (the address itself or its domain), if any. A
+    /// The entry that suppresses this address (the address itself, its domain or a parent
+    /// domain), if any. A
     /// lookup that cannot be completed is an error, never "not suppressed". Entries are added
     /// through `Ledger::commit` (`MarkerChange::Suppress`).
     async fn suppression_for(&self, address: &EmailAddress) -> Result<Option<Suppression>, StoreError>;
+    /// The entry for exactly this address or domain, if there is one.
+    async fn suppression_entry(&self, entry: &str) -> Result<Option<Suppression>, StoreError>;
+    /// Every entry, in the order of the entries' text.
+    async fn list_suppressions(&self, page: &PageRequest) -> Result<Page<Suppression>, StoreError>;
 }
 
 #[async_trait]

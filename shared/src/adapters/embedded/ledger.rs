@@ -102,6 +102,10 @@ fn apply_marker(tx: &rusqlite::Transaction<'_>, change: &MarkerChange) -> Result
             )?;
             Ok(())
         }
+        MarkerChange::Unsuppress(entry) => {
+            tx.execute("DELETE FROM suppressions WHERE entry = ?1", [entry.to_ascii_lowercase()])?;
+            Ok(())
+        }
         MarkerChange::Suppress(suppression) => {
             tx.execute(
                 "INSERT OR IGNORE INTO suppressions (entry, body) VALUES (?1, ?2)",

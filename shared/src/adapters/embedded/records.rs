@@ -99,13 +99,39 @@ impl LogStore for EmbeddedStore {
 #[async_trait]
 impl SuppressionList for EmbeddedStore {
     async fn suppression_for(&self, address: &EmailAddress) -> Result<Option<Suppression>, StoreError> {
-        let [exact, domain] = Suppression::keys_for(address);
+        let keys = serde_json::to_string(&Suppression::keys_for(address))?;
         self.db
             .call(move |conn| {
                 let body: Option<String> = conn
-                    .query_row("SELECT body FROM suppressions WHERE entry IN (?1, ?2) LIMIT 1", params![exact, domain], |row| row.get(0))
+                    .query_row(
+                        "SELECT body FROM suppressions WHERE entry IN (SELECT value FROM json_each(?1)) ORDER BY length(entry) DESC LIMIT 1",
+                        [keys],
+                        |row| row.get(0),
+                    )
                     .optional()?;
                 body.map(|b| parse(&b)).transpose()
+            })
+            .await
+    }
+
+    async fn suppression_entry(&self, entry: &str) -> Result<Option<Suppression>, StoreError> {
+        let entry = entry.to_ascii_lowercase();
+        self.db
+            .call(move |conn| {
+                let body: Option<String> =
+                    conn.query_row("SELECT body FROM suppressions WHERE entry = ?1", [entry], |row| row.get(0)).optional()?;
+                body.map(|b| parse(&b)).transpose()
+            })
+            .await
+    }
+
+    async fn list_suppressions(&self, page: &PageRequest) -> Result<Page<Suppression>, StoreError> {
+        let after = cursor::decode(page.cursor.as_deref())?.unwrap_or_default();
+        let limit = limit_of(page);
+        self.db
+            .call(move |conn| {
+                let mut statement = conn.prepare_cached("SELECT entry, body FROM suppressions WHERE entry > ?1 ORDER BY entry LIMIT ?2")?;
+                page_of(&mut statement, params![after, limit + 1], limit)
             })
             .await
     }

@@ -57,6 +57,9 @@ pub fn draft_key(lead_id: impl std::fmt::Display, step: u32) -> Item {
     key(format!("LEAD#{lead_id}"), format!("DRAFT#{step:03}"))
 }
 
+/// The list partition of suppression entries on `gsi1`.
+pub const SUPPRESSIONS: &str = "SUPPRESSIONS";
+
 pub fn suppression_key(entry: &str) -> Item {
     key(format!("SUPPRESS#{}", entry.to_ascii_lowercase()), "SUPPRESS")
 }

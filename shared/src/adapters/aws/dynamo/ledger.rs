@@ -106,17 +106,27 @@ impl Writes<'_> {
                 index.insert("lead_id".into(), s(lead_id.to_string()));
                 self.put(index, None, Guard::None)
             }
+            MarkerChange::Unsuppress(entry) => {
+                let delete = Delete::builder().table_name(self.table).set_key(Some(suppression_key(entry)));
+                self.push(TransactWriteItem::builder().delete(delete.build().map_err(corrupt)?).build(), Guard::None);
+                Ok(())
+            }
             MarkerChange::Suppress(suppression) => {
-                // The first reason an address was suppressed is the one kept.
+                // The first reason an address was suppressed is the one kept; the list index is
+                // set either way.
                 let data = serde_dynamo::to_attribute_value(suppression).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 let update = Update::builder()
                     .table_name(self.table)
                     .set_key(Some(suppression_key(&suppression.entry)))
-                    .update_expression("SET #data = if_not_exists(#data, :data), #version = if_not_exists(#version, :zero)")
+                    .update_expression(
+                        "SET #data = if_not_exists(#data, :data), #version = if_not_exists(#version, :zero), gsi1pk = :list, gsi1sk = :entry",
+                    )
                     .expression_attribute_names("#data", "data")
                     .expression_attribute_names("#version", "version")
                     .expression_attribute_values(":data", data)
-                    .expression_attribute_values(":zero", n(0));
+                    .expression_attribute_values(":zero", n(0))
+                    .expression_attribute_values(":list", s(SUPPRESSIONS))
+                    .expression_attribute_values(":entry", s(suppression.entry.to_ascii_lowercase()));
                 self.push(TransactWriteItem::builder().update(update.build().map_err(corrupt)?).build(), Guard::None);
                 Ok(())
             }

@@ -53,8 +53,18 @@ impl LogStore for DynamoStore {
 #[async_trait]
 impl SuppressionList for DynamoStore {
     async fn suppression_for(&self, address: &EmailAddress) -> Result<Option<Suppression>, StoreError> {
-        let keys = Suppression::keys_for(address).map(|entry| suppression_key(&entry));
-        self.batch_get(keys.to_vec()).await?.first().map(data_of).transpose()
+        let keys = Suppression::keys_for(address).iter().map(|entry| suppression_key(entry)).collect();
+        self.batch_get(keys).await?.first().map(data_of).transpose()
+    }
+
+    async fn suppression_entry(&self, entry: &str) -> Result<Option<Suppression>, StoreError> {
+        self.get(suppression_key(entry)).await?.as_ref().map(data_of).transpose()
+    }
+
+    async fn list_suppressions(&self, page: &PageRequest) -> Result<Page<Suppression>, StoreError> {
+        let query = || self.client.query().key_condition_expression("gsi1pk = :pk").expression_attribute_values(":pk", s(SUPPRESSIONS));
+        let (items, next_cursor) = self.query_page(Some("gsi1"), query, page).await?;
+        Ok(Page { items: items.iter().map(data_of).collect::<Result<_, _>>()?, next_cursor })
     }
 }
 
