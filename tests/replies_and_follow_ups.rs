@@ -90,3 +90,50 @@ Final-Recipient: rfc822; bob@globex.example\r\nAction: failed\r\nStatus: 5.1.1\r
     app.drain().await;
     assert_eq!(app.leads(&again).await[0]["reason"], "suppressed", "a hard-bounced address is never emailed again");
 }
+
+#[tokio::test]
+async fn bounces_past_the_agents_limit_pause_the_execution_with_the_reason_until_it_is_resumed() {
+    let app = TestApp::new();
+    let mut spec = agent_spec();
+    spec["auto_pause"] = json!({"max_hard_bounce_rate": 0.2, "min_sends": 4});
+    let agent_id = app.create_agent(&spec).await;
+    let csv = "email,first_name,company\nada@initech.example,Ada,Initech\nbob@globex.example,Bob,Globex\n\
+               cy@umbrella.example,Cy,Umbrella\ndee@hooli.example,Dee,Hooli\n";
+    let execution_id = app.start_csv(&agent_id, csv).await;
+    app.drain().await;
+
+    // One hard bounce of four sends: 25 %, past the agent's 20 %.
+    app.deliver_to_inbox("1-bounce.eml", &sales_agent_tests::mail::delivery_failure("bob@globex.example", "5.1.1", None));
+    app.run_scheduled().await;
+
+    let execution = app.execution(&execution_id).await;
+    assert_eq!(execution["state"], "paused", "{execution}");
+    let reason = execution["pause_reason"].as_str().unwrap();
+    assert_eq!(reason, "hard bounces reached 25.0 % of 4 emails sent (the limit is 20.0 %)");
+    let logs = app.get(&format!("/api/v1/executions/{execution_id}/logs?limit=500")).await;
+    assert!(
+        logs.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "execution.paused" && e["message"].as_str().unwrap().contains(reason))
+    );
+
+    // Follow-ups fall due while it is paused: none goes out.
+    app.clock.advance(Duration::days(4));
+    app.run_scheduled().await;
+    assert_eq!(app.emails().len(), 4, "no follow-up while paused");
+
+    let resumed = app.post_empty(&format!("/api/v1/executions/{execution_id}/resume")).await;
+    assert_eq!(resumed.body["state"], "running");
+    app.drain().await;
+    assert_eq!(app.emails().len(), 7, "after the resume the three leads that did not bounce get their follow-up");
+}
+
+#[tokio::test]
+async fn an_agent_with_no_limits_set_waits_for_twenty_sends_before_judging_its_bounce_rate() {
+    let (app, _agent_id, execution_id, _) = two_leads_emailed().await;
+    app.deliver_to_inbox("1-bounce.eml", &sales_agent_tests::mail::delivery_failure("bob@globex.example", "5.1.1", None));
+    app.run_scheduled().await;
+    assert_eq!(app.execution(&execution_id).await["state"], "running", "one bounce of two sends is too small a sample");
+}

@@ -15,6 +15,7 @@ pub mod research;
 pub mod review;
 pub mod scheduled;
 pub mod send;
+pub mod sending_health;
 pub mod start;
 pub mod sweep;
 

@@ -12,6 +12,7 @@ use chrono::Days;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::sending_health::pause_if_unhealthy;
 use super::{RetryableStepError, StepPorts, deciding};
 use crate::domain::{EmailAddress, InboundEffect, InboundRecord, Lead, LeadEvent, LeadStateKind, MailboxCursor, SequenceEnd};
 use crate::inbound::{self, BounceReport, InboundMail, MailClass};
@@ -185,7 +186,7 @@ impl ReplyProcessor {
             return Ok(Processed::Own);
         }
         let message_key = mail.message_id.clone().unwrap_or_else(|| format!("sha256:{:x}", Sha256::digest(&message.raw)));
-        let lead_id = lead.id;
+        let (lead_id, execution_id, agent_id) = (lead.id, lead.execution_id, lead.agent_id);
         let record = InboundRecord {
             class: mail.class.name().into(),
             message_key,
@@ -223,6 +224,10 @@ impl ReplyProcessor {
             }
         })
         .await?;
+        let hurts_reputation = matches!(effect, InboundEffect::Ends(SequenceEnd::HardBounce | SequenceEnd::Complaint));
+        if matches!(processed, Processed::Matched) && hurts_reputation {
+            pause_if_unhealthy(&self.ports, execution_id, agent_id).await?;
+        }
         Ok(processed)
     }
 

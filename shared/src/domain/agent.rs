@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::sending_health::AutoPause;
 use super::template::MessageTemplate;
 use super::validation::{FieldIssue, ValidationErrors};
 use super::{AgentId, EmailAddress, Timestamp};
@@ -65,6 +66,9 @@ pub struct AgentSpec {
     /// Drafts wait for a person's approval before they are sent.
     #[serde(default)]
     pub require_approval: bool,
+    /// When an execution pauses by itself on bounces or complaints.
+    #[serde(default)]
+    pub auto_pause: AutoPause,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -75,6 +79,8 @@ pub struct Agent {
     pub pitch: Pitch,
     pub sequence: Vec<SequenceStep>,
     pub require_approval: bool,
+    #[serde(default)]
+    pub auto_pause: AutoPause,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// Optimistic-concurrency version; every write is conditional on it.
@@ -118,6 +124,7 @@ impl AgentSpec {
                 }
             }
         }
+        self.auto_pause.validate(&mut errors);
         errors.into_result(())
     }
 
@@ -129,6 +136,7 @@ impl AgentSpec {
             pitch: self.pitch,
             sequence: self.sequence,
             require_approval: self.require_approval,
+            auto_pause: self.auto_pause,
             created_at: now,
             updated_at: now,
             version: 0,

@@ -14,6 +14,7 @@ pub mod mailbox;
 pub mod outreach_email;
 pub mod reply;
 pub mod research;
+pub mod sending_health;
 pub mod suppression;
 pub mod template;
 pub mod transition;
