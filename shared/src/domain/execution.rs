@@ -153,10 +153,6 @@ impl ExecutionCounters {
         }
     }
 
-    pub fn sent(n: u64) -> Self {
-        Self { sent: n, ..Self::default() }
-    }
-
     pub fn plus(&self, other: &Self) -> Self {
         let (a, b) = (self.values(), other.values());
         Self::from_values(std::array::from_fn(|i| a[i] + b[i]))

@@ -366,11 +366,6 @@ impl Lead {
     pub fn has_sent_step(&self, step: u32) -> bool {
         self.sent_messages.iter().any(|m| m.step == step)
     }
-
-    /// Whether any email went to this lead (or may have: a parked send counts).
-    pub fn was_contacted(&self) -> bool {
-        !self.sent_messages.is_empty() || matches!(self.state.kind(), LeadStateKind::Sending | LeadStateKind::Parked)
-    }
 }
 
 fn is_zero(n: &u32) -> bool {
