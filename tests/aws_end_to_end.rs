@@ -50,9 +50,17 @@ async fn five_leads_go_from_the_post_to_five_emails_in_ses_exactly_once_though_e
 
 #[tokio::test]
 async fn ses_throttling_then_acceptance_sends_one_email() {
-    let stack = deploy_with(default_secret(), Some(FaultPlan { ses_throttles: 1, ..FaultPlan::default() })).await;
+    let mut stack = deploy_with(default_secret(), Some(FaultPlan { ses_throttles: 1, ..FaultPlan::default() })).await;
+    let clock = Arc::new(ManualClock::starting_at(chrono::Utc::now()));
+    stack.runtime.clock = clock.clone();
     let execution_id = stack.start(1).await;
 
+    stack.drain(&stack.runtime, 1).await;
+    let lead = &stack.leads(&execution_id).await[0];
+    assert_eq!(lead["state"], "waiting", "a throttled send waits in the table, not in the queue: {lead}");
+    assert!(lead["why"].as_str().unwrap().contains("Throttling"), "{lead}");
+    clock.advance(chrono::Duration::minutes(2));
+    stack.runtime.scheduled_tasks().run().await.expect("the scheduled run");
     stack.drain(&stack.runtime, 1).await;
 
     let counts = &stack.proxy.as_ref().unwrap().counts;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use sales_agent::app::StepOutcome;
 use sales_agent::domain::outreach_email::OutreachEmail;
-use sales_agent::ports::{MailError, Mailer, SendReceipt, StepMessage};
+use sales_agent::ports::{Clock, MailError, Mailer, SendReceipt, StepMessage};
 use sales_agent_tests::faults::DiesAfterSending;
 use sales_agent_tests::{TestApp, agent_spec};
 use tokio::sync::Notify;
@@ -124,18 +124,27 @@ impl Mailer for ThrottledAtFirst {
 }
 
 #[tokio::test]
-async fn given_a_throttled_mailer_then_the_claim_is_released_and_the_retry_sends_one_email() {
+async fn given_a_throttled_mailer_then_the_lead_waits_without_a_queued_message_and_the_retry_sends_one_email() {
     let app = TestApp::new();
     let message = drafted_lead(&app).await;
     let mut throttled = app.runtime.clone();
     throttled.mailer = Arc::new(ThrottledAtFirst { outbox: app.runtime.mailer.clone(), refusals: AtomicUsize::new(2) });
     let send = throttled.send_step();
 
-    assert!(send.handle(&message).await.is_err(), "a throttled send asks for a retry");
-    assert_eq!(lead_state(&app, &message).await["state"], "drafted", "the claim was given back");
-    assert!(send.handle(&message).await.is_err());
-    assert_eq!(send.handle(&message).await.unwrap(), StepOutcome::Advanced);
+    assert_eq!(send.handle(&message).await.unwrap(), StepOutcome::Waiting, "a throttled send waits");
+    let lead = lead_state(&app, &message).await;
+    assert_eq!(lead["state"], "waiting", "the claim was given back and the lead waits: {lead}");
+    assert_eq!(lead["send_retries"], 1);
+    let until: chrono::DateTime<chrono::Utc> = lead["until"].as_str().unwrap().parse().unwrap();
+    assert_eq!(until - app.clock.now(), chrono::Duration::minutes(1), "the first retry waits a minute");
+    assert_eq!(send.handle(&message).await.unwrap(), StepOutcome::Ignored("lead is waiting".into()), "a duplicate delivery sends nothing");
+
+    app.clock.advance(chrono::Duration::minutes(2));
+    app.run_scheduled().await;
+    app.drain().await;
+    assert_eq!(lead_state(&app, &message).await["state"], "sent", "sent once the wait is over");
     assert_eq!(app.emails().len(), 1);
+    assert_eq!(lead_state(&app, &message).await["send_retries"], serde_json::Value::Null, "the count ends with the send");
 }
 
 struct Answers(fn() -> MailError);

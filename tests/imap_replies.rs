@@ -128,7 +128,7 @@ async fn a_folder_that_cannot_be_read_is_reported_and_the_others_are_still_read(
     let mut with_missing_folder = mailbox.plain();
     with_missing_folder.folders = vec!["INBOX".into(), "Replies/Archive".into()];
     let mut wrong_password = TestMailbox::user(3).plain();
-    wrong_password.password = "not-the-password".to_string().into();
+    wrong_password.password = Some("not-the-password".to_string().into());
     let app = TestApp::configured(|settings| settings.mailboxes = vec![with_missing_folder, wrong_password]);
     mailbox.deliver("From: someone@elsewhere.example\r\nTo: dana@northwind.example\r\nSubject: Hello\r\nMessage-ID: <y@elsewhere.example>\r\n\r\nHi.\r\n");
 

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use chrono::{Duration, TimeZone, Utc};
 use sales_agent::adapters::aws::DynamoStore;
 use sales_agent::adapters::embedded::{EmbeddedDb, EmbeddedStore};
+use sales_agent::domain::pacing::SlotGap;
 use sales_agent::domain::{
     Agent, AgentId, AgentSpec, EmailAddress, EmailDraft, Execution, ExecutionCommand, ExecutionCounters, ExecutionLogEntry, ExecutionState,
     Lead, LeadContact, LeadEvent, LeadSourceKind, LeadStateKind, LogLevel, MarkerChange, ResearchFact, ResearchReport, SendClaim,
-    SentMessage, Suppression, Timestamp, Transition,
+    SendingSlot, SentMessage, Suppression, Timestamp, Transition,
 };
 use sales_agent::ports::store::LeadQuery;
 use sales_agent::ports::{PageRequest, Store, StoreError};
@@ -67,7 +68,7 @@ fn drafted() -> LeadEvent {
 }
 
 fn claimed(id: &str) -> LeadEvent {
-    LeadEvent::SendClaimed(SendClaim { claim_id: id.into(), claimed_at: now() })
+    LeadEvent::SendClaimed(SendClaim { claim_id: id.into(), claimed_at: now(), mailbox: None, slots: Vec::new() })
 }
 
 fn confirmed(lead: &Lead, claim: &str, next_due: Option<Timestamp>) -> LeadEvent {
@@ -77,6 +78,7 @@ fn confirmed(lead: &Lead, claim: &str, next_due: Option<Timestamp>) -> LeadEvent
         provider_message_id: "provider-1".into(),
         subject: "Hello".into(),
         sent_at: now(),
+        mailbox: None,
     };
     LeadEvent::SendConfirmed { claim_id: claim.into(), sent, next_step_due_at: next_due }
 }
@@ -222,6 +224,61 @@ async fn a_refused_commit_writes_nothing_at_all(store: Arc<dyn Store>) {
     assert_eq!(store.contact_holder(execution.agent_id, &first.contact.email).await.unwrap(), None);
     advance(store.as_ref(), &other, claimed("second")).await;
     assert_eq!(store.contact_holder(execution.agent_id, &first.contact.email).await.unwrap(), Some(other.id));
+}
+
+/// A claim that takes a slot of `meter` on the test day.
+fn claim_with_slot(lead: &Lead, claim: &str, meter: &str, cap: u32, gap: Option<SlotGap>) -> Transition {
+    let slot = SendingSlot { meter: meter.into(), day: now().date_naive(), cap, gap };
+    let claim = SendClaim { claim_id: claim.into(), claimed_at: now(), mailbox: None, slots: vec![slot.reference()] };
+    lead.advanced(LeadEvent::SendClaimed(claim), now()).unwrap().and(Transition::markers(vec![MarkerChange::TakeSlot(slot)]))
+}
+
+async fn a_cap_slot_is_taken_with_the_claim_never_beyond_the_cap_and_given_back_on_release(store: Arc<dyn Store>) {
+    let (_, leads) = execution_with_leads(store.as_ref(), 4, None).await;
+    let meter = format!("mailbox:{}@northwind.example", uuid::Uuid::new_v4().simple());
+    let mut drafted_leads = Vec::new();
+    for lead in &leads {
+        drafted_leads.push(advance(store.as_ref(), &advance(store.as_ref(), lead, researched()).await, drafted()).await);
+    }
+    // Three workers race for the last two slots of a cap of two: exactly two claims land.
+    let racing = drafted_leads[..3].iter().enumerate().map(|(i, lead)| {
+        let store = store.clone();
+        let claim = claim_with_slot(lead, &format!("c{i}"), &meter, 2, None);
+        async move { store.commit(&claim).await }
+    });
+    let results = futures::future::join_all(racing).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 2, "{results:?}");
+    assert!(results.iter().any(|r| matches!(r, Err(StoreError::Conflict))), "no room is a conflict: decide again");
+    let loser = drafted_leads[..3].iter().zip(&results).find(|(_, r)| r.is_err()).unwrap().0;
+    assert_eq!(store.get_lead(loser.id).await.unwrap().state.kind(), LeadStateKind::Drafted, "the refused claim wrote nothing");
+    assert_eq!(store.meter_usage(&meter, now().date_naive()).await.unwrap().sent, 2);
+
+    // A released claim gives its slot back; the next claim may take it.
+    let (winner, _) = drafted_leads[..3].iter().zip(&results).find(|(_, r)| r.is_ok()).unwrap();
+    let sending = store.get_lead(winner.id).await.unwrap();
+    let claim_id = sending.state.claim().unwrap().claim_id.clone();
+    let release = LeadEvent::SendReleased { claim_id, why: "421".into(), hold: false, retry_at: Some(now()), counted: true };
+    advance(store.as_ref(), &sending, release).await;
+    assert_eq!(store.meter_usage(&meter, now().date_naive()).await.unwrap().sent, 1);
+    store.commit(&claim_with_slot(&drafted_leads[3], "c3", &meter, 2, None)).await.unwrap();
+    assert_eq!(store.meter_usage(&meter, now().date_naive()).await.unwrap().sent, 2);
+    assert_eq!(store.meter_usage(&meter, now().date_naive() + Duration::days(1)).await.unwrap().sent, 0, "a new day, a new count");
+}
+
+async fn a_mailboxs_gap_refuses_a_second_claim_until_it_has_passed(store: Arc<dyn Store>) {
+    let (_, leads) = execution_with_leads(store.as_ref(), 2, None).await;
+    let meter = format!("mailbox:{}@northwind.example", uuid::Uuid::new_v4().simple());
+    let first = advance(store.as_ref(), &advance(store.as_ref(), &leads[0], researched()).await, drafted()).await;
+    let second = advance(store.as_ref(), &advance(store.as_ref(), &leads[1], researched()).await, drafted()).await;
+    let next_send_at = now() + Duration::minutes(2);
+    store.commit(&claim_with_slot(&first, "a", &meter, 10, Some(SlotGap { now: now(), next_send_at }))).await.unwrap();
+    let usage = store.meter_usage(&meter, now().date_naive()).await.unwrap();
+    assert_eq!((usage.next_send_at, usage.last_sent_at), (Some(next_send_at), Some(now())));
+    let too_soon = SlotGap { now: now() + Duration::minutes(1), next_send_at: now() + Duration::minutes(3) };
+    assert!(matches!(store.commit(&claim_with_slot(&second, "b", &meter, 10, Some(too_soon))).await, Err(StoreError::Conflict)));
+    assert_eq!(store.meter_usage(&meter, now().date_naive()).await.unwrap().sent, 1, "the refused claim counted nothing");
+    let later = SlotGap { now: next_send_at, next_send_at: next_send_at + Duration::minutes(2) };
+    store.commit(&claim_with_slot(&second, "b", &meter, 10, Some(later))).await.unwrap();
 }
 
 async fn leads_needing_attention_come_back_earliest_first_and_only_when_due(store: Arc<dyn Store>) {
@@ -413,4 +470,6 @@ contract!(
     a_cursor_that_was_not_issued_is_refused,
     api_keys_are_stored_hashed_listed_and_revoked,
     mailbox_cursors_are_replaced_per_folder_and_listed_with_counters_that_add_up,
+    a_cap_slot_is_taken_with_the_claim_never_beyond_the_cap_and_given_back_on_release,
+    a_mailboxs_gap_refuses_a_second_claim_until_it_has_passed,
 );

@@ -174,6 +174,24 @@ pub fn auth_required(setting: Option<&str>, backend: Backend, bind: SocketAddr) 
     }
 }
 
+/// The mailboxes from `SALES_AGENT_MAILBOXES` (a JSON list) or the file
+/// `SALES_AGENT_MAILBOXES_FILE` names, which keeps passwords out of the shell's history.
+fn mailboxes_from_env() -> Result<Vec<crate::adapters::imap_inbox::MailboxSettings>, ConfigError> {
+    let (name, json) = match (var("SALES_AGENT_MAILBOXES"), var("SALES_AGENT_MAILBOXES_FILE")) {
+        (Some(json), None) => ("SALES_AGENT_MAILBOXES", json),
+        (None, Some(path)) => {
+            let json = std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError { name: "SALES_AGENT_MAILBOXES_FILE", why: format!("'{path}' cannot be read: {e}") })?;
+            ("SALES_AGENT_MAILBOXES_FILE", json)
+        }
+        (None, None) => return Ok(Vec::new()),
+        (Some(_), Some(_)) => {
+            return Err(ConfigError { name: "SALES_AGENT_MAILBOXES", why: "set it or SALES_AGENT_MAILBOXES_FILE, not both".into() });
+        }
+    };
+    crate::adapters::imap_inbox::parse_mailboxes(&json).map_err(|why| ConfigError { name, why })
+}
+
 /// Next to the user locally; in Lambda only /tmp is writable.
 fn default_data_dir() -> PathBuf {
     if crate::telemetry::running_in_lambda() { PathBuf::from("/tmp/sales-agent-data") } else { PathBuf::from("sales-agent-data") }
@@ -224,12 +242,7 @@ impl Settings {
             max_body_bytes: parsed("SALES_AGENT_MAX_BODY_BYTES", 6 * 1024 * 1024)?,
             max_leads_per_execution: parsed("SALES_AGENT_MAX_LEADS", 10_000)?,
             max_receive_count: parsed("SALES_AGENT_MAX_RECEIVE_COUNT", 5)?,
-            mailboxes: match var("SALES_AGENT_MAILBOXES") {
-                Some(json) => {
-                    crate::adapters::imap_inbox::parse_mailboxes(&json).map_err(|why| ConfigError { name: "SALES_AGENT_MAILBOXES", why })?
-                }
-                None => Vec::new(),
-            },
+            mailboxes: mailboxes_from_env()?,
             reply_batch: parsed("SALES_AGENT_REPLY_BATCH", 200)?,
             reply_lookback_days: parsed("SALES_AGENT_REPLY_LOOKBACK_DAYS", 30)?,
         })

@@ -15,10 +15,13 @@ use crate::adapters::imap_inbox::{ImapInbox, ImapLimits, MailboxSettings};
 use crate::adapters::llm_drafter::LlmDrafter;
 use crate::adapters::search::{DuckDuckGo, Serper};
 use crate::adapters::site_research::{NoResearch, SiteResearch, SiteResearchLimits};
+use crate::adapters::smtp_mailer::{MailboxMailers, SmtpLimits};
 use crate::adapters::template_drafter::TemplateDrafter;
 use crate::adapters::unconfigured::{NoLeadSources, UnconfiguredQueue};
 use crate::api::{self, ApiLimits, ApiServices};
-use crate::app::{DraftStep, ReplyProcessor, ResearchStep, ScheduledTasks, SendStep, StepPorts, Sweep, UnsubscribeSettings};
+use crate::app::{
+    DraftStep, ReplyProcessor, ResearchStep, ScheduledTasks, SendStep, SendingMailboxes, StepPorts, Sweep, UnsubscribeSettings,
+};
 use crate::config::{Backend, ResearchMode, SearchMode, Settings};
 use crate::local::EmbeddedRuntime;
 use crate::ports::{Clock, Drafter, Inbox, LeadSource, Mailer, Queue, SearchProvider, Store, SystemClock, UnsubscribeKeys, WebResearch};
@@ -66,6 +69,15 @@ pub fn inbox_for(mailboxes: &[MailboxSettings]) -> anyhow::Result<Option<Arc<dyn
         return Ok(None);
     }
     Ok(Some(Arc::new(ImapInbox::new(mailboxes.to_vec(), ImapLimits::default()).context("the mailboxes")?)))
+}
+
+/// The team's SMTP mailboxes in front of the deployment's default mailer: an email whose From is
+/// a configured sending mailbox leaves through it.
+pub fn mailer_for(settings: &Settings, default: Arc<dyn Mailer>) -> anyhow::Result<Arc<dyn Mailer>> {
+    if !settings.mailboxes.iter().any(|m| m.smtp.is_some()) {
+        return Ok(default);
+    }
+    Ok(Arc::new(MailboxMailers::new(&settings.mailboxes, default, SmtpLimits::default()).context("the sending mailboxes")?))
 }
 
 /// The research adapter the settings ask for.
@@ -160,7 +172,7 @@ impl Runtime {
         Ok(Self {
             store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(config), table)),
             queue,
-            mailer: Arc::new(SesMailer::new(config, resources.ses_configuration_set.clone())),
+            mailer: mailer_for(&settings, Arc::new(SesMailer::new(config, resources.ses_configuration_set.clone())))?,
             research: research_for(&settings, clock.clone())?,
             drafter,
             // A mailbox the secret describes badly switches reply reading off, not the API.
@@ -197,6 +209,7 @@ impl Runtime {
             clock: self.clock.clone(),
             lead_sources: self.lead_sources.clone(),
             unsubscribe: self.unsubscribe_keys.clone(),
+            sending_mailboxes: Arc::new(self.sending_mailboxes()),
             limits: ApiLimits {
                 max_body_bytes: self.settings.max_body_bytes,
                 max_leads_per_execution: self.settings.max_leads_per_execution,
@@ -217,7 +230,12 @@ impl Runtime {
     pub fn send_step(&self) -> SendStep {
         let unsubscribe =
             UnsubscribeSettings { keys: self.unsubscribe_keys.clone(), public_base_url: self.settings.public_base_url.clone() };
-        SendStep::new(self.step_ports(), self.mailer.clone(), unsubscribe)
+        SendStep::new(self.step_ports(), self.mailer.clone(), unsubscribe, Arc::new(self.sending_mailboxes()))
+    }
+
+    /// The configured mailboxes that send, with their pace.
+    pub fn sending_mailboxes(&self) -> SendingMailboxes {
+        SendingMailboxes::new(self.settings.mailboxes.iter().filter_map(|m| m.pace()))
     }
 
     pub fn scheduled_tasks(&self) -> ScheduledTasks {

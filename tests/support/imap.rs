@@ -45,17 +45,11 @@ impl TestMailbox {
 
     /// Settings for reading this mailbox over TLS, trusting the test CA.
     pub fn over_tls(&self) -> MailboxSettings {
-        MailboxSettings {
-            name: Some(self.user.clone()),
-            host: "127.0.0.1".into(),
-            port: Some(self.tls_port),
-            username: self.user.clone(),
-            password: self.password.clone().into(),
-            security: ImapSecurity::Tls,
-            folders: vec!["INBOX".into()],
-            address: Some("dana@northwind.example".into()),
-            ca_pem: Some(self.ca_pem.clone()),
-        }
+        let settings = serde_json::json!([{
+            "name": self.user, "host": "127.0.0.1", "port": self.tls_port, "username": self.user, "password": self.password,
+            "security": "tls", "address": "dana@northwind.example", "ca_pem": self.ca_pem,
+        }]);
+        sales_agent::adapters::imap_inbox::parse_mailboxes(&settings.to_string()).expect("valid settings").remove(0)
     }
 
     /// Settings for reading this mailbox in plain text on loopback.

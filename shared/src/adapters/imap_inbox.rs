@@ -5,7 +5,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,120 +13,19 @@ use async_imap::types::NameAttribute;
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use futures::TryStreamExt;
-use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use secrecy::ExposeSecret;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
+use super::oauth2::{MailboxCredentials, TokenError, xoauth2_response};
+use super::tls_roots::trusted_roots;
 use crate::domain::MailboxCursor;
 use crate::ports::{FolderBatch, FolderRead, InboundMessage, Inbox};
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ImapSecurity {
-    /// Implicit TLS (port 993).
-    #[default]
-    Tls,
-    /// No encryption: only for a server on loopback, such as a local test server or a bridge.
-    Plain,
-}
-
-/// One mailbox to read, as the secret or `SALES_AGENT_MAILBOXES` describes it.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MailboxSettings {
-    /// A short name for logs and cursors; the username when absent.
-    #[serde(default)]
-    pub name: Option<String>,
-    pub host: String,
-    /// 993 with TLS, 143 without, unless given.
-    #[serde(default)]
-    pub port: Option<u16>,
-    pub username: String,
-    pub password: SecretString,
-    #[serde(default)]
-    pub security: ImapSecurity,
-    /// The folders to read; INBOX when absent. Sent and Drafts are refused.
-    #[serde(default = "default_folders")]
-    pub folders: Vec<String>,
-    /// The address mail from this mailbox goes out as, when the username is not it.
-    #[serde(default)]
-    pub address: Option<String>,
-    /// Extra trusted CA certificates (PEM), for a server with a private certificate authority.
-    #[serde(default)]
-    pub ca_pem: Option<String>,
-}
-
-fn default_folders() -> Vec<String> {
-    vec!["INBOX".into()]
-}
-
-/// Folder names that hold the team's own mail. Servers that support RFC 6154 also flag them,
-/// and flagged folders are refused whatever their name.
-const OWN_MAIL_FOLDERS: &[&str] = &["sent", "sent items", "sent messages", "sent mail", "[gmail]/sent mail", "drafts", "[gmail]/drafts"];
-
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-impl MailboxSettings {
-    pub fn label(&self) -> &str {
-        self.name.as_deref().unwrap_or(&self.username)
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port.unwrap_or(match self.security {
-            ImapSecurity::Tls => 993,
-            ImapSecurity::Plain => 143,
-        })
-    }
-
-    pub fn folder_key(&self, folder: &str) -> String {
-        format!("{}/{folder}", self.label())
-    }
-
-    /// Every problem with this mailbox's settings, each naming its field.
-    pub fn problems(&self, index: usize) -> Vec<String> {
-        let field = |name: &str| format!("mailboxes[{index}].{name}");
-        let mut problems = Vec::new();
-        if self.host.trim().is_empty() {
-            problems.push(format!("{} is empty", field("host")));
-        }
-        if self.username.trim().is_empty() {
-            problems.push(format!("{} is empty", field("username")));
-        }
-        if self.security == ImapSecurity::Plain && !is_loopback(&self.host) {
-            problems.push(format!("{}: plain text is only allowed to a loopback server, not to '{}'", field("security"), self.host));
-        }
-        if self.folders.is_empty() {
-            problems.push(format!("{} is empty", field("folders")));
-        }
-        for folder in &self.folders {
-            if OWN_MAIL_FOLDERS.contains(&folder.to_ascii_lowercase().as_str()) {
-                problems.push(format!("{}: '{folder}' holds the team's own mail and is never read", field("folders")));
-            }
-        }
-        problems
-    }
-}
-
-/// Parses and checks a JSON list of mailboxes; the error names the field at fault.
-pub fn parse_mailboxes(json: &str) -> Result<Vec<MailboxSettings>, String> {
-    let deserializer = &mut serde_json::Deserializer::from_str(json);
-    let mailboxes: Vec<MailboxSettings> = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        // The message may quote a value, which could be a password; name the place only.
-        let path = e.path().to_string();
-        let why = e.inner().to_string();
-        let why = if why.contains("unknown field") || why.contains("missing field") { why } else { "has the wrong type".into() };
-        format!("mailboxes{}: {why}", if path == "." { String::new() } else { format!(" at {path}") })
-    })?;
-    let problems: Vec<String> = mailboxes.iter().enumerate().flat_map(|(i, m)| m.problems(i)).collect();
-    if problems.is_empty() { Ok(mailboxes) } else { Err(problems.join("; ")) }
-}
+pub use super::mailbox_settings::{ImapSecurity, MailboxSettings, parse_mailboxes};
 
 /// How long one attempt at one mailbox may take, and how often it is tried.
 #[derive(Clone, Copy, Debug)]
@@ -156,6 +54,7 @@ struct LoginRefused(String);
 
 struct Account {
     settings: MailboxSettings,
+    credentials: MailboxCredentials,
     tls: Option<TlsConnector>,
 }
 
@@ -166,20 +65,8 @@ pub struct ImapInbox {
 
 fn tls_connector(settings: &MailboxSettings) -> anyhow::Result<TlsConnector> {
     let mut roots = RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        // A system certificate rustls cannot use is skipped, as browsers do.
-        let _ = roots.add(cert);
-    }
-    if roots.is_empty() {
-        // A system without a CA bundle (a minimal container) still trusts the public CAs.
-        roots.add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
-    }
-    if let Some(pem) = &settings.ca_pem {
-        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-            let cert = cert.with_context(|| format!("the ca_pem of mailbox '{}' is not PEM", settings.label()))?;
-            roots.add(cert).with_context(|| format!("the ca_pem of mailbox '{}' is not a usable certificate", settings.label()))?;
-        }
-    }
+    // A certificate rustls cannot use is skipped, as browsers do.
+    roots.add_parsable_certificates(trusted_roots(settings.ca_pem.as_deref(), &format!("mailbox '{}'", settings.label()))?);
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -200,7 +87,8 @@ impl ImapInbox {
                     ImapSecurity::Tls => Some(tls_connector(&settings)?),
                     ImapSecurity::Plain => None,
                 };
-                Ok(Account { settings, tls })
+                let credentials = MailboxCredentials::for_mailbox(&settings)?;
+                Ok(Account { settings, credentials, tls })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Self { accounts, limits })
@@ -258,16 +146,16 @@ impl ImapInbox {
                 let name =
                     ServerName::try_from(settings.host.clone()).with_context(|| format!("'{}' is not a host name", settings.host))?;
                 let stream = connector.connect(name, tcp).await.with_context(|| format!("TLS with {}", settings.host))?;
-                read_session(async_imap::Client::new(stream), settings, cursors, since, limit).await
+                read_session(async_imap::Client::new(stream), account, cursors, since, limit).await
             }
-            None => read_session(async_imap::Client::new(tcp), settings, cursors, since, limit).await,
+            None => read_session(async_imap::Client::new(tcp), account, cursors, since, limit).await,
         }
     }
 }
 
 async fn read_session<T>(
     mut client: async_imap::Client<T>,
-    settings: &MailboxSettings,
+    account: &Account,
     cursors: &HashMap<String, MailboxCursor>,
     since: NaiveDate,
     limit: usize,
@@ -276,10 +164,28 @@ where
     T: AsyncRead + AsyncWrite + Unpin + Debug + Send,
 {
     client.read_response().await.context("reading the greeting")?.context("the server closed the connection before greeting")?;
-    let mut session = client
-        .login(&settings.username, settings.password.expose_secret())
-        .await
-        .map_err(|(error, _)| anyhow!(LoginRefused(format!("login as {} failed: {error}", settings.username))))?;
+    let settings = &account.settings;
+    let refused = |error: async_imap::error::Error| anyhow!(LoginRefused(format!("login as {} failed: {error}", settings.username)));
+    let mut session = match &account.credentials {
+        MailboxCredentials::Password(password) => {
+            client.login(&settings.username, password.expose_secret()).await.map_err(|(error, _)| refused(error))?
+        }
+        MailboxCredentials::OAuth2(tokens) => {
+            let token = tokens.access_token().await.map_err(|e| match e {
+                TokenError::Refused(_) => anyhow!(LoginRefused(e.to_string())),
+                TokenError::Unavailable(_) => anyhow!(e),
+            })?;
+            let answer = xoauth2_response(&settings.username, &token);
+            match client.authenticate("XOAUTH2", XOAuth2(Some(answer))).await {
+                Ok(session) => session,
+                Err((error, _)) => {
+                    // A token revoked before it expired: the next run fetches a new one.
+                    tokens.forget().await;
+                    return Err(refused(error));
+                }
+            }
+        }
+    };
     let own_mail = own_mail_folders(&mut session).await?;
     let mut reads = Vec::new();
     for folder in &settings.folders {
@@ -302,6 +208,18 @@ where
     // The work is done; a failed goodbye changes nothing.
     let _ = session.logout().await;
     Ok(reads)
+}
+
+/// Answers the XOAUTH2 challenge once; a second challenge (the server's error report) gets an
+/// empty answer, after which the server refuses.
+struct XOAuth2(Option<String>);
+
+impl async_imap::Authenticator for XOAuth2 {
+    type Response = String;
+
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        self.0.take().unwrap_or_default()
+    }
 }
 
 /// The folders the server flags as Sent or Drafts (RFC 6154), lowercased.
@@ -372,30 +290,5 @@ impl Inbox for ImapInbox {
     async fn read_new(&self, cursors: &HashMap<String, MailboxCursor>, since: NaiveDate, limit: usize) -> Vec<FolderRead> {
         let reads = futures::future::join_all(self.accounts.iter().map(|account| self.read_account(account, cursors, since, limit))).await;
         reads.into_iter().flatten().collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plain_text_is_refused_beyond_loopback_and_own_folders_are_refused() {
-        let json = r#"[{"host": "imap.example.com", "username": "sales@example.com", "password": "x", "security": "plain",
-                       "folders": ["INBOX", "Sent Items"]}]"#;
-        let error = parse_mailboxes(json).unwrap_err();
-        assert!(error.contains("mailboxes[0].security"), "{error}");
-        assert!(error.contains("mailboxes[0].folders: 'Sent Items'"), "{error}");
-        let ok = r#"[{"host": "127.0.0.1", "port": 1143, "username": "u", "password": "x", "security": "plain"}]"#;
-        assert_eq!(parse_mailboxes(ok).unwrap()[0].folders, vec!["INBOX".to_string()]);
-    }
-
-    #[test]
-    fn a_malformed_list_names_the_place_and_never_quotes_a_value() {
-        let error = parse_mailboxes(r#"[{"host": "h", "username": "u", "password": 12345678}]"#).unwrap_err();
-        assert!(error.contains("[0].password"), "{error}");
-        assert!(!error.contains("12345678"), "{error}");
-        let error = parse_mailboxes(r#"[{"host": "h", "username": "u"}]"#).unwrap_err();
-        assert!(error.contains("missing field `password`"), "{error}");
     }
 }

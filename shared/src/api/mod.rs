@@ -33,6 +33,8 @@ pub struct ApiServices {
     pub lead_sources: Arc<dyn LeadSource>,
     /// Verifies unsubscribe tokens; while it has no key the unsubscribe endpoint answers 503.
     pub unsubscribe: Arc<dyn UnsubscribeKeys>,
+    /// The mailboxes that send, for their health.
+    pub sending_mailboxes: Arc<crate::app::SendingMailboxes>,
     pub limits: ApiLimits,
     /// Whether `/api/v1` requires `Authorization: Bearer <key>`.
     pub auth_required: bool,

@@ -99,8 +99,46 @@ pub async fn overview(State(app): State<AppState>) -> Result<Json<Overview>, Pro
     Ok(Json(Overview { totals: overall.finish(), agents }))
 }
 
-/// The reply poller's position and health in each mailbox folder it reads.
+/// One sending mailbox's day so far.
+#[derive(Debug, Serialize)]
+pub struct SendingHealth {
+    pub address: String,
+    pub display_name: Option<String>,
+    pub time_zone: String,
+    /// The mailbox's local day the counts are for.
+    pub day: chrono::NaiveDate,
+    pub daily_cap: u32,
+    pub sent_today: u32,
+    pub room_left: u32,
+    pub min_gap_seconds: i64,
+    pub last_sent_at: Option<crate::domain::Timestamp>,
+    /// No send before this (the gap after the last one).
+    pub next_send_at: Option<crate::domain::Timestamp>,
+}
+
+/// The reply poller's position and health in each mailbox folder it reads (`items`), and each
+/// sending mailbox's day: sent today, room left, its last send (`sending`).
 pub async fn mailboxes(State(app): State<AppState>) -> Result<Json<serde_json::Value>, Problem> {
-    let cursors = app.services.store.list_mailbox_cursors().await?;
-    Ok(Json(serde_json::json!({ "items": cursors })))
+    let store = &app.services.store;
+    let cursors = store.list_mailbox_cursors().await?;
+    let now = app.services.clock.now();
+    let mut sending = Vec::new();
+    for pace in app.services.sending_mailboxes.all() {
+        let day = pace.time_zone.day_of(now);
+        let usage = store.meter_usage(&crate::domain::pacing::mailbox_meter(&pace.address), day).await?;
+        sending.push(SendingHealth {
+            address: pace.address.to_string(),
+            display_name: pace.display_name.clone(),
+            time_zone: pace.time_zone.to_string(),
+            day,
+            daily_cap: pace.daily_cap,
+            sent_today: usage.sent,
+            room_left: pace.daily_cap.saturating_sub(usage.sent),
+            min_gap_seconds: pace.min_gap.num_seconds(),
+            last_sent_at: usage.last_sent_at,
+            next_send_at: usage.next_send_at.filter(|at| *at > now),
+        });
+    }
+    sending.sort_by(|a, b| a.address.cmp(&b.address));
+    Ok(Json(serde_json::json!({ "items": cursors, "sending": sending })))
 }

@@ -9,6 +9,7 @@ pub mod control;
 pub mod delivery;
 pub mod draft;
 pub mod journal;
+pub mod pacing;
 pub mod progress;
 pub mod replies;
 pub mod research;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 
 pub use control::ExecutionControl;
 pub use draft::DraftStep;
+pub use pacing::SendingMailboxes;
 pub use replies::ReplyProcessor;
 pub use research::ResearchStep;
 pub use scheduled::{ScheduledReport, ScheduledTasks};
@@ -47,6 +49,9 @@ pub enum StepOutcome {
     Failed,
     /// The send's outcome was unknown; the lead waits for a person.
     Parked,
+    /// The lead may not be sent yet (its send window, a cap, a gap, a provider's "later"); it
+    /// waits in the store and the sweep enqueues it when the time comes.
+    Waiting,
     /// The message named a lead or step that no longer applies.
     Ignored(String),
 }

@@ -127,16 +127,22 @@ impl Review<'_> {
             parked(lead)?;
             let resolution = match &decision {
                 ParkedDecision::SendAgain => Resolution::SendAgain,
-                ParkedDecision::Sent { provider_message_id, message_id } => Resolution::Sent {
-                    sent: SentMessage {
-                        step: lead.step,
-                        message_id: message_id.clone().unwrap_or_else(|| message_id_for(lead.id, lead.step, agent.sender.email.domain())),
-                        provider_message_id: provider_message_id.clone().unwrap_or_else(|| "confirmed-by-a-person".into()),
-                        subject: draft.as_ref().map(|d| subject_for_step(lead, d)).unwrap_or_default(),
-                        sent_at: lead.state.claim().map_or(now, |c| c.claimed_at),
-                    },
-                    next_step_due_at: next_step_due(&agent, lead.step, now),
-                },
+                ParkedDecision::Sent { provider_message_id, message_id } => {
+                    // The email went out from the claim's mailbox, whose domain its Message-ID has.
+                    let mailbox = lead.state.claim().and_then(|c| c.mailbox.clone());
+                    let domain = mailbox.as_ref().unwrap_or(&agent.sender.email).domain().to_string();
+                    Resolution::Sent {
+                        sent: SentMessage {
+                            step: lead.step,
+                            message_id: message_id.clone().unwrap_or_else(|| message_id_for(lead.id, lead.step, &domain)),
+                            provider_message_id: provider_message_id.clone().unwrap_or_else(|| "confirmed-by-a-person".into()),
+                            subject: draft.as_ref().map(|d| subject_for_step(lead, d)).unwrap_or_default(),
+                            sent_at: lead.state.claim().map_or(now, |c| c.claimed_at),
+                            mailbox,
+                        },
+                        next_step_due_at: next_step_due(&agent, lead.step, now),
+                    }
+                }
             };
             lead.advanced(LeadEvent::Resolved(resolution), now).map(Some).map_err(|e| ReviewError::WrongState(e.to_string()))
         })

@@ -19,11 +19,14 @@ use chrono::Duration as Span;
 use super::admission::{Admission, admit, skip_if_suppressed};
 use super::control::pause_for_configuration;
 use super::draft::fail;
+use super::pacing::{SendPlan, SendingMailboxes, plan_send};
 use super::{Committed, Interrupted, RetryableStepError, StepOutcome, StepPorts, StepResult, deciding};
 use crate::domain::outreach_email::{self, OutreachEmail, UnsubscribeLinks};
-use crate::domain::transition::SEND_CLAIM_TIMEOUT;
+use crate::domain::transition::{SEND_CLAIM_TIMEOUT, send_retry_delay};
 use crate::domain::unsubscribe::UnsubscribeSigner;
-use crate::domain::{Agent, Lead, LeadEvent, LeadId, LeadState, SendClaim, SentMessage, SkipReason, Timestamp};
+use crate::domain::{
+    Agent, Lead, LeadEvent, LeadId, LeadState, MarkerChange, SendClaim, SendingSlot, SentMessage, SkipReason, Timestamp, Transition,
+};
 pub use crate::ports::{FixedUnsubscribeKey, UnsubscribeKeys};
 use crate::ports::{MailError, Mailer, SendReceipt, StepMessage, StoreError};
 
@@ -52,12 +55,18 @@ pub struct SendStep {
     pub(crate) ports: StepPorts,
     mailer: Arc<dyn Mailer>,
     unsubscribe: UnsubscribeSettings,
+    mailboxes: Arc<SendingMailboxes>,
 }
 
 /// What the mailer's answer means for the claim.
 enum Settlement {
     Confirm(SendReceipt),
-    Release(String),
+    /// Nothing left; the lead waits until `retry_at` and tries again.
+    Release {
+        why: String,
+        retry_at: Timestamp,
+        counted: bool,
+    },
     /// Nothing left and nothing can until a setting is fixed: the claim is given back, the lead
     /// held and the execution paused.
     Hold(String),
@@ -66,8 +75,8 @@ enum Settlement {
 }
 
 impl SendStep {
-    pub fn new(ports: StepPorts, mailer: Arc<dyn Mailer>, unsubscribe: UnsubscribeSettings) -> Self {
-        Self { ports, mailer, unsubscribe }
+    pub fn new(ports: StepPorts, mailer: Arc<dyn Mailer>, unsubscribe: UnsubscribeSettings, mailboxes: Arc<SendingMailboxes>) -> Self {
+        Self { ports, mailer, unsubscribe, mailboxes }
     }
 
     pub async fn handle(&self, message: &StepMessage) -> StepResult {
@@ -116,16 +125,30 @@ impl SendStep {
         let Some(draft) = ports.store.get_draft(lead.id, lead.step).await? else {
             return fail(ports, &lead, format!("no draft is stored for step {}", lead.step)).await;
         };
-        let email = match outreach_email::compose(&agent, &lead, &draft, &self.unsubscribe.links_for(&signer, &agent, &lead), now) {
+        let (mailbox, slots) = match plan_send(ports.store.as_ref(), &self.mailboxes, &agent, &lead, now, rand_unit()).await? {
+            SendPlan::Send { mailbox, slots } => (mailbox, slots),
+            SendPlan::Wait { until, why } => return defer(ports, &lead, until, why).await,
+            SendPlan::Misconfigured(why) => return pause_for_configuration(ports, &lead, &execution, &why, LeadEvent::Hold).await,
+        };
+        let links = self.unsubscribe.links_for(&signer, &agent, &lead);
+        let email = match outreach_email::compose(&agent, &lead, &draft, &links, mailbox.as_ref(), now) {
             Ok(email) => email,
             Err(e) => return fail(ports, &lead, format!("the email could not be composed: {e}")).await,
         };
 
-        let claim = SendClaim { claim_id: uuid::Uuid::new_v4().to_string(), claimed_at: now };
+        let claim = SendClaim {
+            claim_id: uuid::Uuid::new_v4().to_string(),
+            claimed_at: now,
+            mailbox: mailbox.as_ref().map(|m| m.address.clone()),
+            slots: slots.iter().map(SendingSlot::reference).collect(),
+        };
         let claim_id = claim.claim_id.clone();
         let Ok(claiming) = lead.advanced(LeadEvent::SendClaimed(claim), now) else {
             return Ok(StepOutcome::Ignored("lead changed before the claim".into()));
         };
+        // The slots are taken in the claim's own write: no room means `Conflict`, and the
+        // decision is made again on what the store now holds.
+        let claiming = claiming.and(Transition::markers(slots.into_iter().map(MarkerChange::TakeSlot).collect()));
         match ports.commit(&claiming).await {
             Ok(()) => {}
             Err(Committed::Refused(StoreError::ContactHeld)) => return skip_already_contacted(ports, &lead).await,
@@ -137,7 +160,15 @@ impl SendStep {
 
         let settlement = match self.mailer.send(&email).await {
             Ok(receipt) => Settlement::Confirm(receipt),
-            Err(MailError::Retryable(why)) => Settlement::Release(why),
+            Err(MailError::Retryable(why)) => {
+                Settlement::Release { why, retry_at: now + send_retry_delay(lead.send_retries), counted: true }
+            }
+            Err(MailError::DailyLimit(why)) => {
+                // A mailbox's provider counts its day in the mailbox's zone; SES's quota is a
+                // rolling 24 hours, so an hour later some of it is back.
+                let retry_at = mailbox.as_ref().map_or(now + Span::hours(1), |m| m.time_zone.next_midnight(now));
+                Settlement::Release { why, retry_at, counted: false }
+            }
             Err(MailError::Rejected(why)) => Settlement::Refuse(why),
             Err(MailError::Ambiguous(why)) => Settlement::Park(format!("the mailer's answer was ambiguous: {why}")),
             Err(MailError::Configuration(why)) => Settlement::Hold(why),
@@ -212,19 +243,20 @@ impl Settlement {
         let claim_id = claim_id.to_string();
         match self {
             Self::Confirm(receipt) => confirmation(agent, lead, email, &claim_id, receipt, now),
-            Self::Release(why) => LeadEvent::SendReleased { claim_id, why: why.clone(), hold: false },
-            Self::Hold(why) => LeadEvent::SendReleased { claim_id, why: why.clone(), hold: true },
+            Self::Release { why, retry_at, counted } => {
+                LeadEvent::SendReleased { claim_id, why: why.clone(), hold: false, retry_at: Some(*retry_at), counted: *counted }
+            }
+            Self::Hold(why) => LeadEvent::SendReleased { claim_id, why: why.clone(), hold: true, retry_at: None, counted: false },
             Self::Refuse(why) => LeadEvent::SendRefused { claim_id, why: why.clone() },
             Self::Park(why) => LeadEvent::Park(why.clone()),
         }
     }
 
-    /// What the step reports once the settlement is written: a released claim asks for the
-    /// message to be retried.
+    /// What the step reports once the settlement is written.
     fn outcome(&self) -> StepResult {
         match self {
             Self::Confirm(_) => Ok(StepOutcome::Advanced),
-            Self::Release(why) => Err(RetryableStepError(format!("mailer: {why}"))),
+            Self::Release { .. } => Ok(StepOutcome::Waiting),
             Self::Hold(_) => Ok(StepOutcome::Held),
             Self::Refuse(_) => Ok(StepOutcome::Failed),
             Self::Park(_) => Ok(StepOutcome::Parked),
@@ -240,6 +272,7 @@ fn confirmation(agent: &Agent, lead: &Lead, email: &OutreachEmail, claim_id: &st
         provider_message_id: receipt.provider_message_id.clone(),
         subject: email.subject.clone(),
         sent_at: now,
+        mailbox: lead.state.claim().and_then(|c| c.mailbox.clone()),
     };
     LeadEvent::SendConfirmed { claim_id: claim_id.into(), sent, next_step_due_at: next_step_due(agent, lead.step, now) }
 }
@@ -247,6 +280,20 @@ fn confirmation(agent: &Agent, lead: &Lead, email: &OutreachEmail, claim_id: &st
 /// When the step after `step` is due, if the agent's sequence has one.
 pub(crate) fn next_step_due(agent: &Agent, step: u32, now: Timestamp) -> Option<Timestamp> {
     agent.has_step_after(step).then(|| now + Span::days(i64::from(agent.step(step + 1).map_or(1, |s| s.wait_days))))
+}
+
+/// The lead may not be sent before `until`: it waits in the store, not in a queue.
+async fn defer(ports: &StepPorts, lead: &Lead, until: Timestamp, why: String) -> Result<StepOutcome, Interrupted> {
+    let Ok(waiting) = lead.advanced(LeadEvent::SendDeferred { until, why }, ports.clock.now()) else {
+        return Ok(StepOutcome::Ignored(format!("lead is {}", lead.state.kind())));
+    };
+    ports.commit(&waiting).await?;
+    Ok(StepOutcome::Waiting)
+}
+
+/// A number in `0..1` for the jitter of a mailbox's gap.
+fn rand_unit() -> f64 {
+    (uuid::Uuid::new_v4().as_u128() % 1_000_000) as f64 / 1_000_000.0
 }
 
 async fn park_interrupted(ports: &StepPorts, lead: &Lead, why: &str) -> Result<StepOutcome, Interrupted> {

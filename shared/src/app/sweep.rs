@@ -26,6 +26,8 @@ use crate::ports::StoreError;
 pub struct SweepReport {
     /// Follow-ups that fell due and were enqueued.
     pub follow_ups: u32,
+    /// Waiting leads that became sendable and were enqueued.
+    pub sendable: u32,
     /// Leads held because their execution is paused.
     pub held: u32,
     /// Held leads of a running execution enqueued again.
@@ -172,6 +174,8 @@ impl Sweep {
             ExecutionState::Failed => (LeadEvent::Skip(SkipReason::ExecutionFailed), |r| &mut r.skipped),
             ExecutionState::Paused if state == LeadStateKind::Sent => (LeadEvent::FollowUpDue { hold: true }, |r| &mut r.held),
             ExecutionState::Running if state == LeadStateKind::Sent => (LeadEvent::FollowUpDue { hold: false }, |r| &mut r.follow_ups),
+            ExecutionState::Paused if state == LeadStateKind::Waiting => (LeadEvent::SendDue { hold: true }, |r| &mut r.held),
+            ExecutionState::Running if state == LeadStateKind::Waiting => (LeadEvent::SendDue { hold: false }, |r| &mut r.sendable),
             ExecutionState::Paused if lead.on_hold => (LeadEvent::Recheck, |r| &mut r.rechecked),
             ExecutionState::Paused => (LeadEvent::Hold, |r| &mut r.held),
             ExecutionState::Running if lead.on_hold => (LeadEvent::Unhold, |r| &mut r.released),

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::pacing::SendingPolicy;
 use super::sending_health::AutoPause;
 use super::template::MessageTemplate;
 use super::validation::{FieldIssue, ValidationErrors};
@@ -69,6 +70,9 @@ pub struct AgentSpec {
     /// When an execution pauses by itself on bounces or complaints.
     #[serde(default)]
     pub auto_pause: AutoPause,
+    /// Which mailboxes send, when, and how many a day.
+    #[serde(default)]
+    pub sending: SendingPolicy,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -81,6 +85,8 @@ pub struct Agent {
     pub require_approval: bool,
     #[serde(default)]
     pub auto_pause: AutoPause,
+    #[serde(default)]
+    pub sending: SendingPolicy,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// Optimistic-concurrency version; every write is conditional on it.
@@ -125,6 +131,7 @@ impl AgentSpec {
             }
         }
         self.auto_pause.validate(&mut errors);
+        self.sending.validate(&mut errors);
         errors.into_result(())
     }
 
@@ -137,6 +144,7 @@ impl AgentSpec {
             sequence: self.sequence,
             require_approval: self.require_approval,
             auto_pause: self.auto_pause,
+            sending: self.sending,
             created_at: now,
             updated_at: now,
             version: 0,

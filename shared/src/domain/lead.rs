@@ -3,6 +3,8 @@
 //! ```text
 //! queued → researched → drafted ─────────────────→ sending → sent ─(due)→ follow_up_due → drafted …
 //!                          └→ awaiting_approval → approved ↗        └→ completed (last step sent)
+//! drafted/approved ⇄ waiting(until): outside the send window, no room in the mailboxes today,
+//! or the provider asked to slow down; the sweep enqueues the send when the time comes.
 //! terminal: replied, bounced, unsubscribed, skipped(reason), failed(reason)
 //! parked(reason): a send whose outcome is unknown; a person decides.
 //! ```
@@ -13,7 +15,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AgentId, EmailAddress, ExecutionId, LeadId, Timestamp};
+use super::{AgentId, EmailAddress, ExecutionId, LeadId, SlotRef, Timestamp};
 
 /// Contact data as imported. Names and companies come only from here, never from an LLM.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +97,12 @@ pub enum SkipReason {
 pub struct SendClaim {
     pub claim_id: String,
     pub claimed_at: Timestamp,
+    /// The configured mailbox the email goes out from; none for the default mailer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailbox: Option<EmailAddress>,
+    /// The cap slots the claim took, given back if the claim is released.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slots: Vec<SlotRef>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +113,11 @@ pub enum LeadState {
     Drafted,
     AwaitingApproval,
     Approved,
+    /// Drafted (and approved, if the agent asks for it), but not sendable before `until`.
+    Waiting {
+        until: Timestamp,
+        why: String,
+    },
     Sending {
         claim: SendClaim,
     },
@@ -138,6 +151,7 @@ pub enum LeadStateKind {
     Drafted,
     AwaitingApproval,
     Approved,
+    Waiting,
     Sending,
     Sent,
     FollowUpDue,
@@ -151,12 +165,13 @@ pub enum LeadStateKind {
 }
 
 impl LeadStateKind {
-    pub const ALL: [LeadStateKind; 15] = [
+    pub const ALL: [LeadStateKind; 16] = [
         Self::Queued,
         Self::Researched,
         Self::Drafted,
         Self::AwaitingApproval,
         Self::Approved,
+        Self::Waiting,
         Self::Sending,
         Self::Sent,
         Self::FollowUpDue,
@@ -176,6 +191,7 @@ impl LeadStateKind {
             Self::Drafted => "drafted",
             Self::AwaitingApproval => "awaiting_approval",
             Self::Approved => "approved",
+            Self::Waiting => "waiting",
             Self::Sending => "sending",
             Self::Sent => "sent",
             Self::FollowUpDue => "follow_up_due",
@@ -200,7 +216,7 @@ impl LeadStateKind {
 
     /// States in which a lead waits for time or a person rather than for a worker.
     pub fn is_waiting(self) -> bool {
-        matches!(self, Self::Sent | Self::AwaitingApproval | Self::Parked)
+        matches!(self, Self::Sent | Self::AwaitingApproval | Self::Parked | Self::Waiting)
     }
 }
 
@@ -218,6 +234,7 @@ impl LeadState {
             Self::Drafted => LeadStateKind::Drafted,
             Self::AwaitingApproval => LeadStateKind::AwaitingApproval,
             Self::Approved => LeadStateKind::Approved,
+            Self::Waiting { .. } => LeadStateKind::Waiting,
             Self::Sending { .. } => LeadStateKind::Sending,
             Self::Sent => LeadStateKind::Sent,
             Self::FollowUpDue => LeadStateKind::FollowUpDue,
@@ -250,6 +267,9 @@ pub struct SentMessage {
     pub provider_message_id: String,
     pub subject: String,
     pub sent_at: Timestamp,
+    /// The configured mailbox it left from; the lead's follow-ups leave from the same one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailbox: Option<EmailAddress>,
 }
 
 /// A message from the lead's side: a reply, an auto-reply, a bounce, a complaint.
@@ -309,6 +329,9 @@ pub struct Lead {
     /// How often the sweep re-enqueued the lead's current step because nothing moved it.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub redrives: u32,
+    /// How often the mailer refused the current step "for now".
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub send_retries: u32,
     /// The research report's key (the company domain), kept out of the lead item.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub research_key: Option<String>,
@@ -338,6 +361,7 @@ impl Lead {
             attention_at: Some(now + super::transition::STEP_BUDGET),
             contact_claimed: false,
             redrives: 0,
+            send_retries: 0,
             research_key: None,
             sent_messages: Vec::new(),
             inbound: Vec::new(),
@@ -361,6 +385,11 @@ impl Lead {
         self.inbound.push(record);
         let excess = self.inbound.len().saturating_sub(MAX_INBOUND_RECORDS);
         self.inbound.drain(..excess);
+    }
+
+    /// The mailbox the lead's thread was started from, which its follow-ups must use.
+    pub fn thread_mailbox(&self) -> Option<&EmailAddress> {
+        self.thread_root().and_then(|m| m.mailbox.as_ref())
     }
 
     pub fn has_sent_step(&self, step: u32) -> bool {

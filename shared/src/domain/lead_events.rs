@@ -5,7 +5,9 @@
 use serde_json::json;
 
 use super::reply::InboundEffect;
-use super::transition::{ContactMarker, LeadChange, MAX_REDRIVES, MarkerChange, SEND_CLAIM_TIMEOUT, STEP_BUDGET, Transition};
+use super::transition::{
+    ContactMarker, LeadChange, MAX_REDRIVES, MAX_SEND_RETRIES, MarkerChange, SEND_CLAIM_TIMEOUT, STEP_BUDGET, Transition,
+};
 use super::{
     Dispatch, ExecutionCounters, ExecutionLogEntry, InboundRecord, Lead, LeadState, LeadStateKind, LogLevel, SendClaim, SentMessage,
     SkipReason, StepMessage, StepQueue, Suppression, Timestamp, TokenUsage,
@@ -36,11 +38,26 @@ pub enum LeadEvent {
         sent: SentMessage,
         next_step_due_at: Option<Timestamp>,
     },
-    /// The mailer refused before anything left, so the claim is given back; with `hold`, the
-    /// lead waits for its execution's resume (a configuration fault paused it).
+    /// The mailer refused before anything left, so the claim (and its cap slots) is given
+    /// back; with `hold`, the lead waits for its execution's resume (a configuration fault paused
+    /// it); with `retry_at`, it waits until then (the provider asked to slow down).
     SendReleased {
         claim_id: String,
         why: String,
+        hold: bool,
+        retry_at: Option<Timestamp>,
+        /// Whether the refusal counts towards `MAX_SEND_RETRIES` (a throttle does; a spent
+        /// daily quota, which says when sending can resume, does not).
+        counted: bool,
+    },
+    /// The lead may not be sent before `until` (outside its send window, no room in the
+    /// mailboxes today): it waits, and the sweep enqueues it then.
+    SendDeferred {
+        until: Timestamp,
+        why: String,
+    },
+    /// A waiting lead's time has come; with `hold`, its execution is paused.
+    SendDue {
         hold: bool,
     },
     /// The mailer refused the email for good, before anything left.
@@ -93,6 +110,8 @@ impl LeadEvent {
             Self::SendClaimed(_) => "send_claimed",
             Self::SendConfirmed { .. } => "send_confirmed",
             Self::SendReleased { .. } => "send_released",
+            Self::SendDeferred { .. } => "send_deferred",
+            Self::SendDue { .. } => "send_due",
             Self::SendRefused { .. } => "send_refused",
             Self::Park(_) => "park",
             Self::FollowUpDue { .. } => "follow_up_due",
@@ -192,11 +211,46 @@ impl Lead {
                 self.record_send(&mut next, &mut effects, sent, next_step_due_at);
             }
             // A parked lead whose worker then learned that nothing left is given back too.
-            LeadEvent::SendReleased { claim_id, why, hold } if self.owns_claim(&claim_id) => {
+            LeadEvent::SendReleased { claim_id, why, hold, retry_at, counted } if self.owns_claim(&claim_id) => {
+                next.send_retries = self.send_retries + u32::from(counted);
+                let then = match retry_at {
+                    _ if next.send_retries >= MAX_SEND_RETRIES => {
+                        let reason = format!("the mailer refused step {} {MAX_SEND_RETRIES} times for now: {why}", self.step);
+                        next.state = S::Failed { reason: reason.clone() };
+                        effects.counters.failed = 1;
+                        self.give_back_contact(&mut next, &mut effects);
+                        "the lead failed".to_string()
+                    }
+                    Some(until) if !hold => {
+                        next.state = S::Waiting { until, why: why.clone() };
+                        format!("it waits until {}", until.format("%Y-%m-%d %H:%M UTC"))
+                    }
+                    _ => {
+                        next.state = S::Drafted;
+                        next.on_hold = hold;
+                        if hold { "it waits for the execution to resume" } else { "it will be tried again" }.to_string()
+                    }
+                };
+                for slot in self.state.claim().map(|c| c.slots.clone()).unwrap_or_default() {
+                    effects.markers.push(MarkerChange::ReturnSlot(slot));
+                }
+                effects.log(LogLevel::Warn, "lead.send_released", format!("step {} was not sent: {why}; {then}", self.step));
+            }
+            LeadEvent::SendDeferred { until, why } if matches!(from, LeadStateKind::Drafted | LeadStateKind::Approved) && !self.on_hold => {
+                effects.log_with(
+                    LogLevel::Info,
+                    "lead.waiting",
+                    format!("step {} waits until {}: {why}", self.step, until.format("%Y-%m-%d %H:%M UTC")),
+                    json!({"until": until, "why": why}),
+                );
+                next.state = S::Waiting { until, why };
+            }
+            LeadEvent::SendDue { hold } if from == LeadStateKind::Waiting => {
                 next.state = S::Drafted;
                 next.on_hold = hold;
-                let then = if hold { "it waits for the execution to resume" } else { "it will be tried again" };
-                effects.log(LogLevel::Warn, "lead.send_released", format!("step {} was not sent: {why}; {then}", self.step));
+                if !hold {
+                    effects.dispatch = Some(StepQueue::Send);
+                }
             }
             LeadEvent::SendRefused { claim_id, why } if self.owns_claim(&claim_id) => {
                 let reason = format!("the mailer rejected the email: {why}");
@@ -308,6 +362,7 @@ impl Lead {
     fn attention_time(&self, now: Timestamp) -> Option<Timestamp> {
         match &self.state {
             LeadState::Sent => self.next_step_due_at,
+            LeadState::Waiting { until, .. } => Some(*until),
             LeadState::Sending { claim } => Some(claim.claimed_at + SEND_CLAIM_TIMEOUT),
             state if StepQueue::advancing(state.kind()).is_some() && !self.on_hold => Some(now + STEP_BUDGET),
             _ => None,
@@ -333,6 +388,7 @@ impl Lead {
 
     /// An email that left: recorded, counted, indexed for replies, and the next step scheduled.
     fn record_send(&self, next: &mut Lead, effects: &mut Effects, sent: SentMessage, next_step_due_at: Option<Timestamp>) {
+        next.send_retries = 0;
         next.state = if next_step_due_at.is_some() { LeadState::Sent } else { LeadState::Completed };
         next.next_step_due_at = next_step_due_at;
         effects.counters.sent = 1;
@@ -440,11 +496,18 @@ mod tests {
     }
 
     fn claim(id: &str) -> SendClaim {
-        SendClaim { claim_id: id.into(), claimed_at: now() }
+        SendClaim { claim_id: id.into(), claimed_at: now(), mailbox: None, slots: Vec::new() }
     }
 
     fn sent(step: u32) -> SentMessage {
-        SentMessage { step, message_id: format!("m{step}@x"), provider_message_id: "p".into(), subject: "Hi".into(), sent_at: now() }
+        SentMessage {
+            step,
+            message_id: format!("m{step}@x"),
+            provider_message_id: "p".into(),
+            subject: "Hi".into(),
+            sent_at: now(),
+            mailbox: None,
+        }
     }
 
     fn drafted() -> Lead {
@@ -512,12 +575,56 @@ mod tests {
         let refused = sending.advanced(LeadEvent::SendRefused { claim_id: "c1".into(), why: "550".into() }, now()).unwrap();
         assert_eq!(refused.counters.failed, 1);
         assert!(matches!(&refused.markers[..], [MarkerChange::ReleaseContact(_)]));
-        let held = after(&sending, LeadEvent::SendReleased { claim_id: "c1".into(), why: "quota".into(), hold: true });
+        let held = after(
+            &sending,
+            LeadEvent::SendReleased { claim_id: "c1".into(), why: "quota".into(), hold: true, retry_at: None, counted: false },
+        );
         assert!(held.on_hold && held.state == LeadState::Drafted);
         assert_eq!(held.attention_at, None, "a held lead waits for its execution's resume");
         let resumed = held.advanced(LeadEvent::Unhold, now()).unwrap();
         assert_eq!(resumed.dispatch[0].queue, StepQueue::Send);
         assert!(held.advanced(LeadEvent::SendClaimed(claim("c2")), now()).is_err(), "a held lead is not sent");
+    }
+
+    #[test]
+    fn a_lead_that_may_not_be_sent_yet_waits_and_the_sweep_sends_it_then() {
+        let until = now() + chrono::Duration::hours(3);
+        let waiting = drafted().advanced(LeadEvent::SendDeferred { until, why: "outside the send window".into() }, now()).unwrap();
+        assert!(waiting.dispatch.is_empty(), "nothing waits in a queue");
+        let waiting = waiting.next_lead().unwrap().clone();
+        assert_eq!(waiting.state.kind(), LeadStateKind::Waiting);
+        assert_eq!(waiting.attention_at, Some(until), "the sweep looks when it becomes sendable");
+        assert!(waiting.advanced(LeadEvent::SendClaimed(claim("c1")), now()).is_err(), "a waiting lead is not sent");
+        let due = waiting.advanced(LeadEvent::SendDue { hold: false }, until).unwrap();
+        assert_eq!(due.dispatch[0].queue, StepQueue::Send);
+        let held = after(&waiting, LeadEvent::SendDue { hold: true });
+        assert!(held.on_hold && held.state == LeadState::Drafted, "a paused execution's lead waits for the resume");
+        assert!(waiting.advanced(LeadEvent::Skip(SkipReason::ExecutionCancelled), now()).is_ok(), "a cancel reaches it");
+    }
+
+    #[test]
+    fn a_refusal_for_now_gives_the_slots_back_and_waits_until_the_retries_run_out() {
+        let slot = crate::domain::SlotRef { meter: "mailbox:dana@northwind.example".into(), day: now().date_naive() };
+        let mut lead = drafted();
+        for attempt in 0..MAX_SEND_RETRIES {
+            let claim = SendClaim { slots: vec![slot.clone()], ..claim("c1") };
+            let sending = after(&lead, LeadEvent::SendClaimed(claim));
+            let retry_at = Some(now() + crate::domain::transition::send_retry_delay(attempt));
+            let release = LeadEvent::SendReleased { claim_id: "c1".into(), why: "421 busy".into(), hold: false, retry_at, counted: true };
+            let released = sending.advanced(release, now()).unwrap();
+            assert!(released.markers.contains(&MarkerChange::ReturnSlot(slot.clone())), "the cap slot is given back");
+            lead = released.next_lead().unwrap().clone();
+            if attempt + 1 < MAX_SEND_RETRIES {
+                assert_eq!(lead.state.kind(), LeadStateKind::Waiting, "attempt {attempt}");
+                lead = after(&lead, LeadEvent::SendDue { hold: false });
+            }
+        }
+        assert_eq!(lead.state.kind(), LeadStateKind::Failed, "a refusal that never ends fails the lead with the reason");
+        let spent = SendClaim { ..claim("c2") };
+        let sending = after(&drafted(), LeadEvent::SendClaimed(spent));
+        let quota =
+            LeadEvent::SendReleased { claim_id: "c2".into(), why: "quota".into(), hold: false, retry_at: Some(now()), counted: false };
+        assert_eq!(after(&sending, quota).send_retries, 0, "a spent daily quota is no refusal of this email");
     }
 
     #[test]
@@ -533,7 +640,10 @@ mod tests {
     #[test]
     fn a_lead_that_claimed_but_never_sent_gives_the_contact_marker_back_when_it_ends() {
         let sending = after(&drafted(), LeadEvent::SendClaimed(claim("c1")));
-        let released = after(&sending, LeadEvent::SendReleased { claim_id: "c1".into(), why: "throttled".into(), hold: false });
+        let released = after(
+            &sending,
+            LeadEvent::SendReleased { claim_id: "c1".into(), why: "throttled".into(), hold: false, retry_at: None, counted: false },
+        );
         assert!(released.contact_claimed, "a released claim keeps the marker: the lead will try again");
         let failed = released.advanced(LeadEvent::Fail("gave up".into()), now()).unwrap();
         assert!(matches!(&failed.markers[..], [MarkerChange::ReleaseContact(_)]));

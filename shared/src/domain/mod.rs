@@ -12,6 +12,7 @@ pub mod lead_events;
 pub mod log;
 pub mod mailbox;
 pub mod outreach_email;
+pub mod pacing;
 pub mod reply;
 pub mod research;
 pub mod sending_health;
@@ -30,6 +31,7 @@ pub use lead::{InboundRecord, Lead, LeadContact, LeadState, LeadStateKind, SendC
 pub use lead_events::{InvalidTransition, LeadEvent, Resolution};
 pub use log::{ExecutionLogEntry, LogLevel};
 pub use mailbox::MailboxCursor;
+pub use pacing::{MailboxPace, MeterUsage, SendWindow, SendingPolicy, SendingSlot, SlotRef, TimeZoneName};
 pub use reply::{InboundEffect, SequenceEnd};
 pub use research::{EmailDraft, ResearchFact, ResearchReport, TokenUsage};
 pub use suppression::Suppression;

@@ -6,7 +6,7 @@ use mail_builder::MessageBuilder;
 use mail_builder::headers::message_id::MessageId;
 use mail_builder::headers::raw::Raw;
 
-use super::{Agent, EmailDraft, Lead, LeadId, Timestamp};
+use super::{Agent, EmailDraft, Lead, LeadId, MailboxPace, Timestamp};
 
 /// Where a lead can unsubscribe: an HTTPS one-click link and a mailto fallback.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,14 +49,19 @@ pub fn subject_for_step(lead: &Lead, draft: &EmailDraft) -> String {
     }
 }
 
+/// The email of `draft` to `lead`, from `mailbox` when the agent sends from its own mailboxes
+/// (its address, and its display name or the sender's name), else from the agent's sender.
 pub fn compose(
     agent: &Agent,
     lead: &Lead,
     draft: &EmailDraft,
     unsubscribe: &UnsubscribeLinks,
+    mailbox: Option<&MailboxPace>,
     date: Timestamp,
 ) -> std::io::Result<OutreachEmail> {
-    let message_id = message_id_for(lead.id, draft.step, agent.sender.email.domain());
+    let from_address = mailbox.map_or(&agent.sender.email, |m| &m.address);
+    let from_name = mailbox.and_then(|m| m.display_name.as_deref()).unwrap_or(&agent.sender.name);
+    let message_id = message_id_for(lead.id, draft.step, from_address.domain());
     let subject = subject_for_step(lead, draft);
     let body = format!(
         "{}\n\n--\n{} · {}\n{}\nNot interested? Reply \"unsubscribe\" or open {} and you will not hear from us again.\n",
@@ -67,7 +72,7 @@ pub fn compose(
         unsubscribe.https_url
     );
     let mut builder = MessageBuilder::new()
-        .from((agent.sender.name.as_str(), agent.sender.email.as_str()))
+        .from((from_name, from_address.as_str()))
         .to((lead.contact.full_name(), lead.contact.email.to_string()))
         .subject(subject.clone())
         .message_id(message_id.clone())
@@ -89,7 +94,7 @@ pub fn compose(
         lead_id: lead.id,
         step: draft.step,
         message_id,
-        from: agent.sender.email.to_string(),
+        from: from_address.to_string(),
         to: lead.contact.email.to_string(),
         subject,
         raw,

@@ -9,7 +9,10 @@
 
 use chrono::Duration;
 
-use super::{AgentId, Dispatch, Execution, ExecutionCounters, ExecutionId, ExecutionLogEntry, Lead, LeadId, LeadStateKind, Suppression};
+use super::{
+    AgentId, Dispatch, Execution, ExecutionCounters, ExecutionId, ExecutionLogEntry, Lead, LeadId, LeadStateKind, SendingSlot, SlotRef,
+    Suppression,
+};
 
 /// How long one step may take, through every retry of its message, before the sweep looks at
 /// the lead: the longest queue's visibility timeout (720 s, the draft queue) times five receives,
@@ -27,6 +30,16 @@ pub const EXECUTION_RECHECK: Duration = Duration::hours(1);
 
 /// Re-drives of a lead nothing moves before the sweep fails it with the reason.
 pub const MAX_REDRIVES: u32 = 3;
+
+/// Sends of one step a provider may refuse "for now" (throttled, a 4xx, no connection) before
+/// the lead fails with the reason; the lead waits longer after each (see `send_retry_delay`).
+pub const MAX_SEND_RETRIES: u32 = 8;
+
+/// How long a lead waits after its `retries`-th refusal "for now": one minute, doubling, at
+/// most an hour; eight refusals span about three hours.
+pub fn send_retry_delay(retries: u32) -> Duration {
+    Duration::minutes((1i64 << retries.min(6)).min(60))
+}
 
 /// The lead part of a transition.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,6 +80,11 @@ pub enum MarkerChange {
     Suppress(Suppression),
     /// A person took the address or domain off the suppression list.
     Unsuppress(String),
+    /// A send claim takes a slot of a daily cap (and a mailbox's gap); refused with the claim
+    /// when there is no room.
+    TakeSlot(SendingSlot),
+    /// A released claim gives its slot back.
+    ReturnSlot(SlotRef),
 }
 
 /// One complete change of state. Build it with the domain (`Lead::advanced`,

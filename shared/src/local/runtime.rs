@@ -13,7 +13,7 @@ use crate::app::StepWorker;
 use crate::config::Settings;
 use crate::domain::unsubscribe::UnsubscribeSigner;
 use crate::ports::{Clock, FixedUnsubscribeKey, Inbox, Store, SystemClock};
-use crate::runtime::{Runtime, drafter_for, inbox_for, lead_sources_for, research_for};
+use crate::runtime::{Runtime, drafter_for, inbox_for, lead_sources_for, mailer_for, research_for};
 
 /// The runtime of the local mode. It keeps the embedded queue's concrete type, which the local
 /// runner receives from, and otherwise is a `Runtime` (it dereferences to one).
@@ -63,7 +63,7 @@ impl EmbeddedRuntime {
         let runtime = Runtime {
             research: research_for(&settings, clock.clone())?,
             drafter: drafter_for(&settings, clock.clone())?,
-            mailer: Arc::new(OutboxMailer::new(Self::outbox_dir(&settings))),
+            mailer: mailer_for(&settings, Arc::new(OutboxMailer::new(Self::outbox_dir(&settings))))?,
             // The team's IMAP mailboxes when configured, else a Maildir folder beside the data.
             inbox: inbox_for(&settings.mailboxes)?
                 .or_else(|| Some(Arc::new(MaildirInbox::new(Self::inbox_dir(&settings))) as Arc<dyn Inbox>)),

@@ -18,6 +18,10 @@ pub enum MailError {
     /// Nothing was sent (throttled, connection refused before the data phase); retry later.
     #[error("the mailer refused for now: {0}")]
     Retryable(String),
+    /// Nothing was sent: the sender's daily quota with the provider is spent. The lead waits
+    /// for the sender's next day.
+    #[error("the sender's daily sending limit is reached: {0}")]
+    DailyLimit(String),
     /// Nothing was sent and retrying will not help (recipient rejected, sender not verified).
     #[error("the mailer rejected the email: {0}")]
     Rejected(String),

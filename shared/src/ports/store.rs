@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::api_key::ApiKey;
 use crate::domain::{
     Agent, AgentId, EmailAddress, EmailDraft, Execution, ExecutionCounters, ExecutionId, ExecutionLogEntry, Lead, LeadId, LeadStateKind,
-    MailboxCursor, ResearchReport, Suppression, Timestamp, Transition,
+    MailboxCursor, MeterUsage, ResearchReport, Suppression, Timestamp, Transition,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -103,8 +103,9 @@ impl ExecutionProgress {
 pub trait Ledger: Send + Sync {
     /// Applies `transition` atomically: the lead and execution writes (each only if the stored
     /// version is still the one the transition was built from), the counter deltas, the log
-    /// entries and the markers. `Conflict` when a version moved on; `ContactHeld` when the
-    /// transition claims a contact marker another lead holds; nothing is written then.
+    /// entries and the markers. `Conflict` when a version moved on or a pacing slot has no room
+    /// left; `ContactHeld` when the transition claims a contact marker another lead holds;
+    /// nothing is written then.
     async fn commit(&self, transition: &Transition) -> Result<(), StoreError>;
 }
 
@@ -189,6 +190,14 @@ pub trait MailboxCursorStore: Send + Sync {
     async fn list_mailbox_cursors(&self) -> Result<Vec<MailboxCursor>, StoreError>;
 }
 
+/// What each pacing meter (a mailbox, an agent) has used. Slots are taken and given back
+/// through `Ledger::commit` (`MarkerChange::TakeSlot`, `ReturnSlot`), with the send claim.
+#[async_trait]
+pub trait SendingMeters: Send + Sync {
+    /// Sends counted on `meter` on `day` (its local day), and its gap.
+    async fn meter_usage(&self, meter: &str, day: chrono::NaiveDate) -> Result<MeterUsage, StoreError>;
+}
+
 /// Whether the store can be written right now, for the health check.
 #[async_trait]
 pub trait HealthProbe: Send + Sync {
@@ -207,6 +216,7 @@ pub trait Store:
     + SuppressionList
     + ApiKeyStore
     + MailboxCursorStore
+    + SendingMeters
     + HealthProbe
 {
 }
@@ -221,6 +231,7 @@ impl<T> Store for T where
         + SuppressionList
         + ApiKeyStore
         + MailboxCursorStore
+        + SendingMeters
         + HealthProbe
 {
 }

@@ -83,8 +83,10 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(error: Sd
                 let why = "the recipient is not verified; an SES account in its sandbox sends only to verified addresses";
                 return MailError::Rejected(format!("{message} ({why})"));
             }
-            let quota_spent = lowered.contains("daily message quota");
-            if CONFIGURATION_CODES.contains(&code.as_str()) || unverified || quota_spent {
+            if lowered.contains("daily message quota") {
+                return MailError::DailyLimit(message);
+            }
+            if CONFIGURATION_CODES.contains(&code.as_str()) || unverified {
                 MailError::Configuration(message)
             } else if THROTTLING_CODES.contains(&code.as_str()) {
                 MailError::Retryable(message)

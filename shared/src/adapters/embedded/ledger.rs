@@ -7,7 +7,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::EmbeddedStore;
 use super::store::{millis, missed_update};
-use crate::domain::{ContactMarker, Execution, ExecutionCounters, Lead, MarkerChange, Transition};
+use crate::domain::{ContactMarker, Execution, ExecutionCounters, Lead, MarkerChange, SendingSlot, Transition};
 use crate::ports::StoreError;
 use crate::ports::store::Ledger;
 
@@ -85,6 +85,27 @@ fn claim_contact(tx: &rusqlite::Transaction<'_>, marker: &ContactMarker) -> Resu
     if holder.as_deref() == Some(lead_id.as_str()) { Ok(()) } else { Err(StoreError::ContactHeld) }
 }
 
+/// Counts a send on the slot's meter and day unless the cap is reached, and moves the meter's gap
+/// on unless it has not passed: `Conflict` (the whole transaction rolls back) otherwise.
+fn take_slot(tx: &rusqlite::Transaction<'_>, slot: &SendingSlot) -> Result<(), StoreError> {
+    let counted = tx.execute(
+        "INSERT INTO meter_days (meter, day, sent) VALUES (?1, ?2, 1)
+         ON CONFLICT (meter, day) DO UPDATE SET sent = sent + 1 WHERE sent < ?3",
+        params![slot.meter, slot.day.to_string(), slot.cap],
+    )?;
+    if counted == 0 {
+        return Err(StoreError::Conflict);
+    }
+    let Some(gap) = &slot.gap else { return Ok(()) };
+    let moved = tx.execute(
+        "INSERT INTO meter_gaps (meter, next_send_at, last_sent_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (meter) DO UPDATE SET next_send_at = excluded.next_send_at, last_sent_at = excluded.last_sent_at
+         WHERE next_send_at <= excluded.last_sent_at",
+        params![slot.meter, gap.next_send_at.timestamp_millis(), gap.now.timestamp_millis()],
+    )?;
+    if moved == 0 { Err(StoreError::Conflict) } else { Ok(()) }
+}
+
 fn apply_marker(tx: &rusqlite::Transaction<'_>, change: &MarkerChange) -> Result<(), StoreError> {
     match change {
         MarkerChange::ClaimContact(marker) => claim_contact(tx, marker),
@@ -104,6 +125,14 @@ fn apply_marker(tx: &rusqlite::Transaction<'_>, change: &MarkerChange) -> Result
         }
         MarkerChange::Unsuppress(entry) => {
             tx.execute("DELETE FROM suppressions WHERE entry = ?1", [entry.to_ascii_lowercase()])?;
+            Ok(())
+        }
+        MarkerChange::TakeSlot(slot) => take_slot(tx, slot),
+        MarkerChange::ReturnSlot(slot) => {
+            tx.execute(
+                "UPDATE meter_days SET sent = sent - 1 WHERE meter = ?1 AND day = ?2 AND sent > 0",
+                params![slot.meter, slot.day.to_string()],
+            )?;
             Ok(())
         }
         MarkerChange::Suppress(suppression) => {

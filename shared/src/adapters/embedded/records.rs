@@ -1,4 +1,4 @@
-//! Artifacts, logs, suppressions, API keys, mailbox cursors and the health probe on the
+//! Artifacts, logs, suppressions, API keys, mailbox cursors, pacing meters and the health probe on the
 //! embedded database.
 
 use async_trait::async_trait;
@@ -9,9 +9,9 @@ use super::store::{limit_of, page_of, parse};
 use crate::adapters::cursor;
 use crate::domain::api_key::ApiKey;
 use crate::domain::{
-    EmailAddress, EmailDraft, ExecutionId, ExecutionLogEntry, LeadId, MailboxCursor, ResearchReport, Suppression, Timestamp,
+    EmailAddress, EmailDraft, ExecutionId, ExecutionLogEntry, LeadId, MailboxCursor, MeterUsage, ResearchReport, Suppression, Timestamp,
 };
-use crate::ports::store::{ApiKeyStore, ArtifactStore, HealthProbe, LogStore, MailboxCursorStore, SuppressionList};
+use crate::ports::store::{ApiKeyStore, ArtifactStore, HealthProbe, LogStore, MailboxCursorStore, SendingMeters, SuppressionList};
 use crate::ports::{Page, PageRequest, StoreError};
 
 #[async_trait]
@@ -180,6 +180,33 @@ impl ApiKeyStore for EmbeddedStore {
             })
             .await?;
         Ok(key)
+    }
+}
+
+#[async_trait]
+impl SendingMeters for EmbeddedStore {
+    async fn meter_usage(&self, meter: &str, day: chrono::NaiveDate) -> Result<MeterUsage, StoreError> {
+        let meter = meter.to_string();
+        self.db
+            .call(move |conn| {
+                let sent: Option<i64> = conn
+                    .query_row("SELECT sent FROM meter_days WHERE meter = ?1 AND day = ?2", params![meter, day.to_string()], |row| {
+                        row.get(0)
+                    })
+                    .optional()?;
+                let gap: Option<(i64, i64)> = conn
+                    .query_row("SELECT next_send_at, last_sent_at FROM meter_gaps WHERE meter = ?1", [&meter], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
+                    .optional()?;
+                let at = |millis: i64| chrono::DateTime::from_timestamp_millis(millis);
+                Ok(MeterUsage {
+                    sent: sent.unwrap_or(0).max(0) as u32,
+                    next_send_at: gap.and_then(|(next, _)| at(next)),
+                    last_sent_at: gap.and_then(|(_, last)| at(last)),
+                })
+            })
+            .await
     }
 }
 

@@ -3,7 +3,7 @@
 
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -38,6 +38,21 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     // due follow-up keeps its due time; every other unfinished lead and execution is looked at
     // at once); one contact marker per agent and address, taken by the lead that emailed it
     // (leads that already did are backfilled); a health probe row.
+    if version < 4 {
+        migrate_to_ledger(conn)?;
+    }
+    // Version 5: pacing. Sends counted per meter (a mailbox, an agent) and local day, and each
+    // meter's gap.
+    conn.execute_batch(
+        "BEGIN;
+        CREATE TABLE IF NOT EXISTS meter_days (meter TEXT NOT NULL, day TEXT NOT NULL, sent INTEGER NOT NULL, PRIMARY KEY (meter, day));
+        CREATE TABLE IF NOT EXISTS meter_gaps (meter TEXT PRIMARY KEY, next_send_at INTEGER NOT NULL, last_sent_at INTEGER NOT NULL);
+        PRAGMA user_version = 5;
+        COMMIT;",
+    )
+}
+
+fn migrate_to_ledger(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "BEGIN;
         ALTER TABLE leads ADD COLUMN attention_at INTEGER;

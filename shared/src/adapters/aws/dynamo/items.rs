@@ -109,6 +109,16 @@ pub fn contact_key(agent_id: impl std::fmt::Display, address: &str) -> Item {
     key(format!("CONTACT#{agent_id}#{address}"), "CONTACT")
 }
 
+/// One meter's sends on one local day.
+pub fn meter_day_key(meter: &str, day: chrono::NaiveDate) -> Item {
+    key(format!("METER#{meter}"), format!("DAY#{day}"))
+}
+
+/// One meter's gap: when its next send may go out, and when its last one did.
+pub fn meter_gap_key(meter: &str) -> Item {
+    key(format!("METER#{meter}"), "GAP")
+}
+
 pub fn health_key() -> Item {
     key("HEALTH", "PROBE")
 }

@@ -15,7 +15,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::items::*;
 use super::store::{DynamoStore, unavailable};
-use crate::domain::{ContactMarker, MarkerChange, Transition};
+use crate::domain::{ContactMarker, MarkerChange, SendingSlot, Transition};
 use crate::ports::StoreError;
 use crate::ports::store::Ledger;
 
@@ -37,6 +37,8 @@ enum Guard {
     Lead,
     Execution,
     Contact,
+    /// A pacing slot: no room left today, or the meter's gap has not passed.
+    Slot,
 }
 
 /// A jittered, growing pause before attempt `attempt` (0-based) of a conflicting write.
@@ -111,6 +113,17 @@ impl Writes<'_> {
                 self.push(TransactWriteItem::builder().delete(delete.build().map_err(corrupt)?).build(), Guard::None);
                 Ok(())
             }
+            MarkerChange::TakeSlot(slot) => self.take_slot(slot),
+            MarkerChange::ReturnSlot(slot) => {
+                // Unconditional: a failed condition would cancel the release itself.
+                let update = Update::builder()
+                    .table_name(self.table)
+                    .set_key(Some(meter_day_key(&slot.meter, slot.day)))
+                    .update_expression("ADD sent :minus")
+                    .expression_attribute_values(":minus", n(-1));
+                self.push(TransactWriteItem::builder().update(update.build().map_err(corrupt)?).build(), Guard::None);
+                Ok(())
+            }
             MarkerChange::Suppress(suppression) => {
                 // The first reason an address was suppressed is the one kept; the list index is
                 // set either way.
@@ -131,6 +144,30 @@ impl Writes<'_> {
                 Ok(())
             }
         }
+    }
+
+    /// Counts the send on the meter's day unless the cap is reached, and moves the meter's gap on
+    /// unless it has not passed.
+    fn take_slot(&mut self, slot: &SendingSlot) -> Result<(), StoreError> {
+        let count = Update::builder()
+            .table_name(self.table)
+            .set_key(Some(meter_day_key(&slot.meter, slot.day)))
+            .update_expression("ADD sent :one")
+            .condition_expression("attribute_not_exists(sent) OR sent < :cap")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":cap", n(slot.cap));
+        self.push(TransactWriteItem::builder().update(count.build().map_err(corrupt)?).build(), Guard::Slot);
+        if let Some(gap) = &slot.gap {
+            let pace = Update::builder()
+                .table_name(self.table)
+                .set_key(Some(meter_gap_key(&slot.meter)))
+                .update_expression("SET next_send_at = :next, last_sent_at = :now")
+                .condition_expression("attribute_not_exists(next_send_at) OR next_send_at <= :now")
+                .expression_attribute_values(":next", n(gap.next_send_at.timestamp_millis()))
+                .expression_attribute_values(":now", n(gap.now.timestamp_millis()));
+            self.push(TransactWriteItem::builder().update(pace.build().map_err(corrupt)?).build(), Guard::Slot);
+        }
+        Ok(())
     }
 
     /// The counter deltas and the per-state count moves, added to the lead's counter shard.
@@ -237,6 +274,7 @@ impl DynamoStore {
     async fn refused(&self, transition: &Transition, guard: Guard) -> StoreError {
         match guard {
             Guard::Contact => StoreError::ContactHeld,
+            Guard::Slot => StoreError::Conflict,
             Guard::Lead => match &transition.lead {
                 Some(change) => self.missed(lead_key(change.next.id)).await,
                 None => StoreError::Conflict,

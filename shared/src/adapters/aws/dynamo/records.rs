@@ -6,9 +6,9 @@ use super::items::*;
 use super::store::DynamoStore;
 use crate::domain::api_key::ApiKey;
 use crate::domain::{
-    EmailAddress, EmailDraft, ExecutionId, ExecutionLogEntry, LeadId, MailboxCursor, ResearchReport, Suppression, Timestamp,
+    EmailAddress, EmailDraft, ExecutionId, ExecutionLogEntry, LeadId, MailboxCursor, MeterUsage, ResearchReport, Suppression, Timestamp,
 };
-use crate::ports::store::{ApiKeyStore, ArtifactStore, HealthProbe, LogStore, MailboxCursorStore, SuppressionList};
+use crate::ports::store::{ApiKeyStore, ArtifactStore, HealthProbe, LogStore, MailboxCursorStore, SendingMeters, SuppressionList};
 use crate::ports::{Page, PageRequest, StoreError};
 
 #[async_trait]
@@ -106,6 +106,25 @@ impl MailboxCursorStore for DynamoStore {
         let query = || self.client.query().key_condition_expression("gsi1pk = :pk").expression_attribute_values(":pk", s("MAILBOXES"));
         let (items, _) = self.query_page(Some("gsi1"), query, &PageRequest::first(PageRequest::MAX_LIMIT)).await?;
         items.iter().map(data_of).collect()
+    }
+}
+
+#[async_trait]
+impl SendingMeters for DynamoStore {
+    async fn meter_usage(&self, meter: &str, day: chrono::NaiveDate) -> Result<MeterUsage, StoreError> {
+        let (day_item, gap_item) = futures::try_join!(self.get(meter_day_key(meter, day)), self.get(meter_gap_key(meter)))?;
+        let at = |item: &Option<Item>, name: &str| {
+            item.as_ref()
+                .and_then(|i| i.get(name))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<i64>().ok())
+                .and_then(chrono::DateTime::from_timestamp_millis)
+        };
+        Ok(MeterUsage {
+            sent: day_item.as_ref().map_or(0, |i| signed_number_of(i, "sent").max(0) as u32),
+            next_send_at: at(&gap_item, "next_send_at"),
+            last_sent_at: at(&gap_item, "last_sent_at"),
+        })
     }
 }
 
