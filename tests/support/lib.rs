@@ -9,6 +9,7 @@ pub mod faults;
 pub mod imap;
 pub mod lambda_process;
 pub mod mail;
+pub mod smtp;
 pub mod stack;
 
 use std::path::{Path, PathBuf};

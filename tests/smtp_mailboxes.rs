@@ -1,0 +1,250 @@
+//! Sending from the team's own mailboxes, against a real submission server on loopback (STARTTLS,
+//! AUTH PLAIN and XOAUTH2) and an OAuth2 token endpoint served by wiremock: rotation, threading,
+//! caps, gaps and windows under a manual clock, and what each SMTP answer does to the lead.
+
+use chrono::Duration;
+use sales_agent::adapters::imap_inbox::parse_mailboxes;
+use sales_agent_tests::imap::TestMailbox;
+use sales_agent_tests::smtp::TestSmtp;
+use sales_agent_tests::{TestApp, agent_spec};
+use serde_json::{Value, json};
+use wiremock::matchers::{body_string_contains, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// A domain of this test's own, so tests sharing the server read back only their messages.
+fn test_domain() -> String {
+    format!("t{}.example", uuid::Uuid::new_v4().simple())
+}
+
+fn app_with_mailboxes(mailboxes: Vec<Value>) -> TestApp {
+    let json = Value::Array(mailboxes).to_string();
+    TestApp::configured(move |settings| settings.mailboxes = parse_mailboxes(&json).expect("valid mailboxes"))
+}
+
+fn agent_sending_from(mailboxes: &[&str], sending: Value) -> Value {
+    let mut spec = agent_spec();
+    spec["sending"] = sending;
+    spec["sending"]["mailboxes"] = json!(mailboxes);
+    spec
+}
+
+fn leads_csv(domain: &str, locals: &[&str]) -> String {
+    let mut csv = "email,first_name,company,time_zone\n".to_string();
+    for local in locals {
+        let (local, zone) = local.split_once('|').unwrap_or((local, ""));
+        csv.push_str(&format!("{local}@{domain},Ada,Initech,{zone}\n"));
+    }
+    csv
+}
+
+async fn token_endpoint(token: &str) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(body_string_contains("grant_type=refresh_token"))
+        .and(body_string_contains("refresh_token=test-refresh"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"access_token": token, "expires_in": 3600, "token_type": "Bearer"})))
+        .mount(&server)
+        .await;
+    server
+}
+
+fn oauth2(server: &MockServer) -> Value {
+    json!({"provider": "other", "token_url": format!("{}/token", server.uri()), "client_id": "test-client",
+           "client_secret": "test-client-secret", "refresh_token": "test-refresh"})
+}
+
+async fn by_state(app: &TestApp, execution_id: &str) -> std::collections::BTreeMap<String, usize> {
+    let mut counts = std::collections::BTreeMap::new();
+    for lead in app.leads(execution_id).await {
+        *counts.entry(lead["state"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    counts
+}
+
+#[tokio::test]
+async fn a_campaign_through_two_mailboxes_arrives_once_per_lead_and_step_rotated_and_threaded() {
+    let smtp = TestSmtp::from_env();
+    let tokens = token_endpoint("test-access-rotation").await;
+    let (dana, eli) = ("dana@northwind.example", "eli@northwind.example");
+    let app = app_with_mailboxes(vec![
+        smtp.mailbox(dana, &TestMailbox::user(10), json!({"display_name": "Dana Reyes"})),
+        smtp.mailbox(eli, &TestMailbox::user(11), json!({"display_name": "Eli Park", "password": null, "oauth2": oauth2(&tokens)})),
+    ]);
+    let agent_id = app.create_agent(&agent_sending_from(&[dana, eli], json!({}))).await;
+    let domain = test_domain();
+    let execution_id = app.start_csv(&agent_id, &leads_csv(&domain, &["a", "b", "c", "d", "e", "f"])).await;
+    app.drain().await;
+
+    let first = smtp.accepted_for(&domain);
+    assert_eq!(first.len(), 6, "one first email per lead");
+    let from_dana = first.iter().filter(|m| m.mail_from == dana).count();
+    assert_eq!((from_dana, first.len() - from_dana), (3, 3), "the pool's mailboxes take turns");
+    for message in &first {
+        let expected_user = if message.mail_from == dana { dana.to_string() } else { format!("{eli} (oauth2 test-access-rotation)") };
+        assert_eq!(message.auth_user, expected_user, "each mailbox signs in as itself");
+        let name = if message.mail_from == dana { "Dana Reyes" } else { "Eli Park" };
+        assert_eq!(message.header("From").unwrap(), format!("\"{name}\" <{}>", message.mail_from));
+    }
+
+    let token_calls = tokens.received_requests().await.unwrap().len();
+    assert_eq!(token_calls, 1, "three sends, one token: it is cached while it is valid");
+
+    app.clock.advance(Duration::days(3));
+    app.run_scheduled().await;
+    let all = smtp.accepted_for(&domain);
+    assert_eq!(all.len(), 12, "one follow-up per lead");
+    for lead in app.leads(&execution_id).await {
+        let to = lead["contact"]["email"].as_str().unwrap();
+        let to_lead: Vec<_> = all.iter().filter(|m| m.rcpt_tos == [to.to_string()]).collect();
+        assert_eq!(to_lead.len(), 2, "step 0 and step 1 once each for {to}");
+        let (opening, follow_up) = (to_lead[0], to_lead[1]);
+        assert_eq!(follow_up.mail_from, opening.mail_from, "the follow-up leaves from the mailbox that started the thread");
+        let opening_id = opening.header("Message-ID").unwrap();
+        assert_eq!(follow_up.header("In-Reply-To"), Some(opening_id), "threaded on the first email");
+        assert!(follow_up.header("Subject").unwrap().starts_with("Re: "));
+        assert_eq!(lead["sent_messages"][1]["mailbox"], opening.mail_from);
+    }
+
+    let mailboxes = app.get("/api/v1/mailboxes").await;
+    let sending = mailboxes.body["sending"].as_array().unwrap();
+    assert_eq!(sending.len(), 2, "{}", mailboxes.body);
+    assert!(sending.iter().all(|m| m["daily_cap"] == 50 && m["last_sent_at"].is_string()), "{}", mailboxes.body);
+}
+
+#[tokio::test]
+async fn a_cap_of_three_sends_three_today_and_the_rest_when_the_next_window_opens() {
+    let smtp = TestSmtp::from_env();
+    let dana = "dana.cap@northwind.example";
+    let app = app_with_mailboxes(vec![smtp.mailbox(dana, &TestMailbox::user(12), json!({"daily_cap": 3}))]);
+    // Monday 2 March 2026, 09:00 UTC: inside a 09:00–17:00 working-day window.
+    let window = json!({"window": {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}, "time_zone": "UTC"});
+    let agent_id = app.create_agent(&agent_sending_from(&[dana], window)).await;
+    let domain = test_domain();
+    let execution_id = app.start_csv(&agent_id, &leads_csv(&domain, &["a", "b", "c", "d", "e"])).await;
+    app.drain().await;
+
+    assert_eq!(smtp.accepted_for(&domain).len(), 3, "the cap holds");
+    assert_eq!(by_state(&app, &execution_id).await, [("sent".to_string(), 3), ("waiting".to_string(), 2)].into());
+    let waiting: Vec<Value> = app.leads(&execution_id).await.into_iter().filter(|l| l["state"] == "waiting").collect();
+    assert_eq!(waiting[0]["until"], "2026-03-03T00:00:00Z", "{}", waiting[0]);
+    assert!(waiting[0]["why"].as_str().unwrap().contains("daily cap"), "{}", waiting[0]);
+    let health = app.get("/api/v1/mailboxes").await.body;
+    assert_eq!((health["sending"][0]["sent_today"].as_u64(), health["sending"][0]["room_left"].as_u64()), (Some(3), Some(0)));
+    let listed = app.get(&format!("/api/v1/executions/{execution_id}/leads?state=waiting")).await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 2, "waiting leads can be listed: {}", listed.body);
+
+    // Midnight: the cap is free again but the window is closed until 09:00.
+    app.clock.advance(Duration::hours(15));
+    app.run_scheduled().await;
+    assert_eq!(smtp.accepted_for(&domain).len(), 3);
+    let waiting = app.leads(&execution_id).await.into_iter().find(|l| l["state"] == "waiting").unwrap();
+    assert_eq!(waiting["until"], "2026-03-03T09:00:00Z", "{waiting}");
+    assert!(waiting["why"].as_str().unwrap().contains("send window"), "{waiting}");
+
+    app.clock.advance(Duration::hours(9));
+    app.run_scheduled().await;
+    assert_eq!(smtp.accepted_for(&domain).len(), 5, "the rest go out when the window opens");
+    assert_eq!(by_state(&app, &execution_id).await, [("sent".to_string(), 5)].into());
+}
+
+#[tokio::test]
+async fn a_mailboxs_gap_spaces_its_sends_and_the_window_is_the_leads_own() {
+    let smtp = TestSmtp::from_env();
+    let dana = "dana.gap@northwind.example";
+    let app = app_with_mailboxes(vec![smtp.mailbox(dana, &TestMailbox::user(13), json!({"min_gap_seconds": 120}))]);
+    let window = json!({"window": {"start": "09:00", "end": "17:00"}, "time_zone": "Europe/London"});
+    let agent_id = app.create_agent(&agent_sending_from(&[dana], window)).await;
+    let domain = test_domain();
+    // 09:00 UTC on Monday is 18:00 in Tokyo: that lead waits for Tokyo's Tuesday morning.
+    let execution_id = app.start_csv(&agent_id, &leads_csv(&domain, &["a", "b", "tokyo|Asia/Tokyo"])).await;
+    app.drain().await;
+
+    assert_eq!(smtp.accepted_for(&domain).len(), 1, "one send, then the gap");
+    let leads = app.leads(&execution_id).await;
+    let tokyo = leads.iter().find(|l| l["contact"]["email"].as_str().unwrap().starts_with("tokyo")).unwrap();
+    assert_eq!(tokyo["until"], "2026-03-03T00:00:00Z", "09:00 in Tokyo: {tokyo}");
+    let gapped = leads.iter().find(|l| l["state"] == "waiting" && l["until"] != tokyo["until"]).unwrap();
+    assert_eq!(gapped["until"], "2026-03-02T09:02:00Z", "{gapped}");
+
+    app.clock.advance(Duration::seconds(119));
+    app.run_scheduled().await;
+    assert_eq!(smtp.accepted_for(&domain).len(), 1, "not a second early");
+    app.clock.advance(Duration::seconds(1));
+    app.run_scheduled().await;
+    assert_eq!(smtp.accepted_for(&domain).len(), 2);
+    app.clock.advance(Duration::hours(15));
+    app.run_scheduled().await;
+    assert_eq!(smtp.accepted_for(&domain).len(), 3, "the Tokyo lead goes out in its morning");
+}
+
+#[tokio::test]
+async fn each_smtp_answer_decides_the_lead_and_nothing_is_sent_twice() {
+    let smtp = TestSmtp::from_env();
+    let dana = "dana.answers@northwind.example";
+    let app = app_with_mailboxes(vec![smtp.mailbox(dana, &TestMailbox::user(14), json!({}))]);
+    let agent_id = app.create_agent(&agent_sending_from(&[dana], json!({}))).await;
+    let domain = test_domain();
+    let execution_id =
+        app.start_csv(&agent_id, &leads_csv(&domain, &["fine", "rcpt-busy", "rcpt-unknown", "data-drop", "data-busy"])).await;
+    app.drain().await;
+
+    let states: std::collections::BTreeMap<String, String> = app
+        .leads(&execution_id)
+        .await
+        .iter()
+        .map(|l| (l["contact"]["email"].as_str().unwrap().split('@').next().unwrap().to_string(), l["state"].as_str().unwrap().to_string()))
+        .collect();
+    let expected: std::collections::BTreeMap<String, String> = [
+        ("fine", "sent"),
+        ("rcpt-busy", "waiting"),   // 450 before the data: nothing left, try later
+        ("rcpt-unknown", "failed"), // 550 before the data: nothing left, never will
+        ("data-drop", "parked"),    // the connection closed after the data: unknown
+        ("data-busy", "parked"),    // a 451 after the data: unknown
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(states, expected);
+    assert_eq!(smtp.accepted_for(&domain).len(), 1);
+
+    // Deliveries again, the sweep, time passing: the parked leads are never sent on a guess.
+    app.clock.advance(Duration::hours(1));
+    app.run_scheduled().await;
+    assert_eq!(smtp.accepted_for(&domain).len(), 1);
+    let busy =
+        app.leads(&execution_id).await.into_iter().find(|l| l["contact"]["email"].as_str().unwrap().starts_with("rcpt-busy")).unwrap();
+    assert_eq!((busy["state"].as_str(), busy["send_retries"].as_u64()), (Some("waiting"), Some(2)), "{busy}");
+}
+
+#[tokio::test]
+async fn refused_credentials_pause_the_execution_with_the_reason_and_send_nothing() {
+    let smtp = TestSmtp::from_env();
+    let revoked = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(json!({"error": "invalid_grant", "error_description": "Token has been expired or revoked."})),
+        )
+        .mount(&revoked)
+        .await;
+    for (address, user, extra) in [
+        ("dana.password@northwind.example", 15, json!({"password": "not-the-password"})),
+        ("dana.oauth@northwind.example", 16, json!({"password": null, "oauth2": oauth2(&revoked)})),
+    ] {
+        let app = app_with_mailboxes(vec![smtp.mailbox(address, &TestMailbox::user(user), extra)]);
+        let agent_id = app.create_agent(&agent_sending_from(&[address], json!({}))).await;
+        let domain = test_domain();
+        let execution_id = app.start_csv(&agent_id, &leads_csv(&domain, &["a", "b"])).await;
+        app.drain().await;
+
+        let execution = app.execution(&execution_id).await;
+        assert_eq!(execution["state"], "paused", "{execution}");
+        let reason = execution["pause_reason"].as_str().unwrap();
+        let expected = if user == 15 { "refused the sign-in" } else { "invalid_grant" };
+        assert!(reason.contains(expected), "{reason}");
+        assert!(smtp.accepted_for(&domain).is_empty());
+        assert!(app.leads(&execution_id).await.iter().all(|l| l["state"] == "drafted"), "no lead failed: they wait for the resume");
+    }
+}
