@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use sales_agent::adapters::aws::SecretUnsubscribeKeys;
 use sales_agent::lambda::{handle_scheduled, process_batch};
 use sales_agent::ports::ManualClock;
+use sales_agent::ports::store::SuppressionList;
 use sales_agent_tests::fault_proxy::FaultPlan;
 use sales_agent_tests::faults::DiesAfterSending;
 use sales_agent_tests::imap::TestMailbox;
@@ -286,4 +287,79 @@ async fn a_model_key_refused_then_fixed_in_the_secret_works_on_resume_without_a_
     let execution = stack.execution(&execution_id).await;
     assert_eq!(execution["lead_counts"], json!({"sent": 2}), "{execution}");
     assert_eq!(stack.emails().await.len(), 2);
+}
+
+/// An SES event as the configuration set publishes it, in the envelope SNS delivers to SQS.
+fn sns_envelope(sns_id: &str, event: serde_json::Value) -> String {
+    json!({
+        "Type": "Notification", "MessageId": sns_id, "TopicArn": "arn:aws:sns:us-east-1:123456789012:sales-agent-feedback-test",
+        "Message": event.to_string(), "Timestamp": "2026-11-30T10:00:00.000Z", "SignatureVersion": "1",
+    })
+    .to_string()
+}
+
+fn ses_event(kind: &str, ses_message_id: &str, recipient: &str) -> serde_json::Value {
+    let mail = json!({"timestamp": "2026-11-30T09:59:00.000Z", "source": SENDER, "messageId": ses_message_id, "destination": [recipient]});
+    match kind {
+        "Bounce" => json!({"eventType": "Bounce", "mail": mail, "bounce": {
+            "bounceType": "Permanent", "bounceSubType": "General", "timestamp": "2026-11-30T10:00:00.000Z",
+            "bouncedRecipients": [{"emailAddress": recipient, "action": "failed", "status": "5.1.1",
+                                   "diagnosticCode": "smtp; 550 5.1.1 user unknown"}]}}),
+        "Complaint" => json!({"eventType": "Complaint", "mail": mail, "complaint": {
+            "complainedRecipients": [{"emailAddress": recipient}], "complaintFeedbackType": "abuse",
+            "timestamp": "2026-11-30T10:00:00.000Z"}}),
+        _ => json!({"eventType": "Delivery", "mail": mail, "delivery": {
+            "recipients": [recipient], "smtpResponse": "250 2.0.0 OK", "timestamp": "2026-11-30T10:00:00.000Z"}}),
+    }
+}
+
+#[tokio::test]
+async fn ses_events_from_the_feedback_queue_end_their_leads_once_and_an_unreadable_one_goes_back_to_the_queue() {
+    let stack = deploy().await;
+    let execution_id = stack.start(3).await;
+    stack.drain(&stack.runtime, 1).await;
+    let leads = stack.leads(&execution_id).await;
+    let sqs = aws_sdk_sqs::Client::new(&stack.config);
+    let (url, arn) = sales_agent_tests::aws::create_queue(&sqs, &sales_agent_tests::aws::unique("feedback"), vec![]).await;
+    let email_of = |lead: &serde_json::Value| lead["contact"]["email"].as_str().unwrap().to_string();
+    let ses_id_of = |lead: &serde_json::Value| lead["sent_messages"][0]["provider_message_id"].as_str().unwrap().to_string();
+    for (index, kind) in ["Bounce", "Complaint", "Delivery"].into_iter().enumerate() {
+        let body = sns_envelope(
+            &format!("sns-{index}-{}", uuid::Uuid::new_v4()),
+            ses_event(kind, &ses_id_of(&leads[index]), &email_of(&leads[index])),
+        );
+        sqs.send_message().queue_url(&url).message_body(body).send().await.unwrap();
+    }
+    sqs.send_message().queue_url(&url).message_body("{\"not\": \"an SES event\"}").send().await.unwrap();
+
+    let mapping = stack.mapping(&url, &arn, 1);
+    let consumer = stack.runtime.feedback_consumer();
+    let batch = mapping.receive().await.expect("the events");
+    assert_eq!(batch.event.records.len(), 4);
+    let mut failures = Vec::new();
+    for _ in 0..2 {
+        // SQS delivers at least once: the whole batch twice.
+        let response = sales_agent::lambda::handle_feedback(&consumer, batch.event.clone()).await;
+        failures = response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect::<Vec<_>>();
+    }
+    let unreadable = batch.event.records.iter().find(|r| r.body.as_deref().unwrap().contains("not")).unwrap();
+    assert_eq!(failures, vec![unreadable.message_id.clone().unwrap()], "only the unreadable one is kept for the dead-letter queue");
+
+    let now_leads = stack.leads(&execution_id).await;
+    let state_of = |lead: &serde_json::Value| now_leads.iter().find(|l| l["id"] == lead["id"]).unwrap().clone();
+    let states: Vec<String> = leads.iter().map(|l| state_of(l)["state"].as_str().unwrap().to_string()).collect();
+    assert_eq!(states, ["bounced", "unsubscribed", "sent"]);
+    let execution = stack.execution(&execution_id).await;
+    assert_eq!(
+        (execution["counters"]["bounced"].as_u64(), execution["counters"]["complained"].as_u64()),
+        (Some(1), Some(1)),
+        "counted once"
+    );
+    for lead in &leads[..2] {
+        let address = sales_agent::domain::EmailAddress::parse(&email_of(lead)).unwrap();
+        let entry = stack.inspector.suppression_for(&address).await.unwrap().expect("suppressed");
+        assert_eq!(entry.source.as_deref().map(|s| s.ends_with("ses-events")), Some(true), "{entry:?}");
+    }
+    let delivered = state_of(&leads[2]);
+    assert_eq!(delivered["inbound"][0]["class"], "delivery_report", "{delivered}");
 }

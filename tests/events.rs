@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use chrono::Duration;
 use http_body_util::BodyExt;
 use sales_agent::app::StepWorker;
-use sales_agent::lambda::{handle_scheduled, process_batch};
+use sales_agent::lambda::{handle_feedback, handle_scheduled, process_batch};
 use sales_agent_tests::TestApp;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -113,6 +113,17 @@ async fn the_sqs_events_move_a_lead_through_research_draft_and_send_once() {
 
     let unedited = process_batch(sqs_event("sqs-send.json", &Ids::default()), workers[2].1.as_ref(), 5).await;
     assert!(unedited.batch_item_failures.is_empty(), "a message for an unknown lead is dropped, not retried forever");
+
+    // SES's bounce event for the email (matched by the bounced address: the outbox has no SES id).
+    let feedback = app.runtime.feedback_consumer();
+    for _ in 0..2 {
+        let response = handle_feedback(&feedback, sqs_event("sqs-ses-feedback.json", &ids)).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+    let lead = &app.leads(&execution_id).await[0];
+    assert_eq!(lead["state"], "bounced", "{lead}");
+    assert_eq!(lead["inbound"].as_array().unwrap().len(), 1, "a redelivered event changes nothing");
+    assert_eq!(app.execution(&execution_id).await["counters"]["bounced"], 1);
 }
 
 #[tokio::test]

@@ -63,7 +63,7 @@ fn queues_functions_and_event_sources_keep_the_rules_the_workers_rely_on() {
             assert!(matches!(event["ScalingConfig"]["MaximumConcurrency"], Value::Tagged(_)), "{name}: maximum concurrency is a parameter");
         }
     }
-    assert_eq!((functions, sqs_sources), (5, 3));
+    assert_eq!((functions, sqs_sources), (6, 4));
     let table = &resources[&Value::from("StateTable")]["Properties"];
     assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
     assert!(template["Outputs"]["ApiUrl"].is_mapping());
@@ -97,4 +97,27 @@ fn the_send_function_may_send_only_as_the_configured_sender_addresses() {
     let from = &send["Condition"]["StringLike"]["ses:FromAddress"];
     assert!(matches!(from, Value::Tagged(t) if t.tag == "!Ref" && t.value == "SenderAddresses"), "{from:?}");
     assert!(template["Parameters"]["SenderAddresses"]["Default"].is_null(), "no default: every deployment names its own");
+}
+
+#[test]
+fn ses_sending_events_reach_the_feedback_function_through_its_topic_and_queue() {
+    let template = template();
+    let resources = &template["Resources"];
+    let destination = &resources["SendingEventsDestination"]["Properties"]["EventDestination"];
+    let mut kinds: Vec<&str> = destination["MatchingEventTypes"].as_sequence().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["bounce", "complaint", "delivery"]);
+    let topic = &destination["SnsDestination"]["TopicARN"];
+    assert!(matches!(topic, Value::Tagged(t) if t.tag == "!Ref" && t.value == "FeedbackTopic"), "{topic:?}");
+    let subscription = &resources["FeedbackSubscription"]["Properties"];
+    assert_eq!(subscription["Protocol"], "sqs");
+    assert_eq!(get_att_target(&subscription["Endpoint"]), "FeedbackQueue");
+    let source = &resources["FeedbackFunction"]["Properties"]["Events"]["SesEvents"]["Properties"];
+    assert_eq!(get_att_target(&source["Queue"]), "FeedbackQueue");
+    let allowed = &resources["FeedbackQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0];
+    assert_eq!(allowed["Principal"]["Service"], "sns.amazonaws.com");
+    // The send function sends with the configuration set that publishes these events.
+    let set = &resources["SendFunction"]["Properties"]["Environment"]["Variables"]["SALES_AGENT_SES_CONFIGURATION_SET"];
+    let used = &resources["SendingEventsDestination"]["Properties"]["ConfigurationSetName"];
+    assert_eq!(set, used, "the events come from the set the emails are sent with");
 }

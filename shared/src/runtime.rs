@@ -20,7 +20,8 @@ use crate::adapters::template_drafter::TemplateDrafter;
 use crate::adapters::unconfigured::{NoLeadSources, UnconfiguredQueue};
 use crate::api::{self, ApiLimits, ApiServices};
 use crate::app::{
-    DraftStep, ReplyProcessor, ResearchStep, ScheduledTasks, SendStep, SendingMailboxes, StepPorts, Sweep, UnsubscribeSettings,
+    DraftStep, FeedbackConsumer, ReplyProcessor, ResearchStep, ScheduledTasks, SendStep, SendingMailboxes, StepPorts, Sweep,
+    UnsubscribeSettings,
 };
 use crate::config::{Backend, ResearchMode, SearchMode, Settings};
 use crate::local::EmbeddedRuntime;
@@ -236,6 +237,10 @@ impl Runtime {
     /// The configured mailboxes that send, with their pace.
     pub fn sending_mailboxes(&self) -> SendingMailboxes {
         SendingMailboxes::new(self.settings.mailboxes.iter().filter_map(|m| m.pace()))
+    }
+
+    pub fn feedback_consumer(&self) -> FeedbackConsumer {
+        FeedbackConsumer::new(self.step_ports())
     }
 
     pub fn scheduled_tasks(&self) -> ScheduledTasks {

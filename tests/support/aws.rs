@@ -127,7 +127,7 @@ pub struct DeployedQueues {
     pub max_receive_count: u32,
 }
 
-async fn create_queue(
+pub async fn create_queue(
     client: &aws_sdk_sqs::Client,
     name: &str,
     attributes: Vec<(aws_sdk_sqs::types::QueueAttributeName, String)>,

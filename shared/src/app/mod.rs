@@ -8,6 +8,7 @@ pub mod admission;
 pub mod control;
 pub mod delivery;
 pub mod draft;
+pub mod feedback;
 pub mod journal;
 pub mod pacing;
 pub mod progress;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 
 pub use control::ExecutionControl;
 pub use draft::DraftStep;
+pub use feedback::{FeedbackConsumer, FeedbackError, FeedbackOutcome};
 pub use pacing::SendingMailboxes;
 pub use replies::ReplyProcessor;
 pub use research::ResearchStep;

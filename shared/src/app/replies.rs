@@ -49,7 +49,7 @@ fn effect_of(class: &MailClass) -> InboundEffect {
 }
 
 pub struct ReplyProcessor {
-    ports: StepPorts,
+    actions: InboundActions,
     store: Arc<dyn Store>,
     inbox: Arc<dyn Inbox>,
     clock: Arc<dyn Clock>,
@@ -59,7 +59,13 @@ pub struct ReplyProcessor {
     own_addresses: Vec<String>,
 }
 
-enum Processed {
+/// What a message from the lead's side does, wherever it was read: matched to its lead, kept on
+/// it under its key (so a second reading changes nothing), and acted on.
+pub(crate) struct InboundActions {
+    ports: StepPorts,
+}
+
+pub(crate) enum Processed {
     Matched,
     Unmatched,
     Duplicate,
@@ -70,7 +76,14 @@ enum Processed {
 impl ReplyProcessor {
     pub fn new(ports: StepPorts, inbox: Arc<dyn Inbox>, lookback_days: u32) -> Self {
         let own_addresses = inbox.own_addresses();
-        Self { store: ports.store.clone(), clock: ports.clock.clone(), ports, inbox, lookback_days, own_addresses }
+        Self {
+            store: ports.store.clone(),
+            clock: ports.clock.clone(),
+            actions: InboundActions::new(ports),
+            inbox,
+            lookback_days,
+            own_addresses,
+        }
     }
 
     /// Reads and acts on up to `batch` new messages per folder. A folder that cannot be read is
@@ -178,14 +191,26 @@ impl ReplyProcessor {
         if !mail.class.is_delivery_notice() && mail.from.as_deref().is_some_and(from_us) {
             return Ok(Processed::Own);
         }
-        let Some(lead) = self.match_lead(&mail).await? else {
-            tracing::info!(folder = %message.folder, uid = message.uid, class = mail.class.name(), "no lead matches this message");
+        let message_key = mail.message_id.clone().unwrap_or_else(|| format!("sha256:{:x}", Sha256::digest(&message.raw)));
+        self.actions.act(&mail, message_key, &message.folder).await
+    }
+}
+
+impl InboundActions {
+    pub(crate) fn new(ports: StepPorts) -> Self {
+        Self { ports }
+    }
+
+    /// Matches `mail` to its lead and applies it once; `source` says where it was read (a
+    /// mailbox folder, the SES feedback queue).
+    pub(crate) async fn act(&self, mail: &InboundMail, message_key: String, source: &str) -> Result<Processed, RetryableStepError> {
+        let Some(lead) = self.match_lead(mail).await? else {
+            tracing::info!(%source, class = mail.class.name(), "no lead matches this message");
             return Ok(Processed::Unmatched);
         };
         if !mail.class.is_delivery_notice() && self.is_agent_sender(&lead, mail.from.as_deref()).await? {
             return Ok(Processed::Own);
         }
-        let message_key = mail.message_id.clone().unwrap_or_else(|| format!("sha256:{:x}", Sha256::digest(&message.raw)));
         let (lead_id, execution_id, agent_id) = (lead.id, lead.execution_id, lead.agent_id);
         let record = InboundRecord {
             class: mail.class.name().into(),
@@ -202,8 +227,8 @@ impl ReplyProcessor {
                 MailClass::AutoReply { absent_until } => *absent_until,
                 _ => None,
             },
-            folder: message.folder.clone(),
-            received_at: self.clock.now(),
+            folder: source.to_string(),
+            received_at: self.ports.clock.now(),
         };
         let effect = effect_of(&mail.class);
         let processed = deciding(move || {
@@ -233,7 +258,7 @@ impl ReplyProcessor {
 
     async fn is_agent_sender(&self, lead: &Lead, from: Option<&str>) -> Result<bool, RetryableStepError> {
         let Some(from) = from else { return Ok(false) };
-        match self.store.get_agent(lead.agent_id).await {
+        match self.ports.store.get_agent(lead.agent_id).await {
             Ok(agent) => Ok(std::iter::once(&agent.sender.email)
                 .chain(agent.sender.reply_to.as_ref())
                 .any(|ours| ours.as_str().eq_ignore_ascii_case(from))),
@@ -246,13 +271,14 @@ impl ReplyProcessor {
     /// emailed, preferring one whose sequence is still running.
     async fn match_lead(&self, mail: &InboundMail) -> Result<Option<Lead>, RetryableStepError> {
         for id in &mail.referenced_ids {
-            if let Some(lead) = self.store.find_lead_by_message_id(id).await? {
+            if let Some(lead) = self.ports.store.find_lead_by_message_id(id).await? {
                 return Ok(Some(lead));
             }
         }
         let address = mail.class.subject_address().map(str::to_string).or_else(|| mail.from.clone());
         let Some(address) = address.and_then(|a| EmailAddress::parse(&a).ok()) else { return Ok(None) };
-        let leads = self.store.list_leads(&LeadQuery { email: Some(address), ..Default::default() }, &PageRequest::first(100)).await?;
+        let leads =
+            self.ports.store.list_leads(&LeadQuery { email: Some(address), ..Default::default() }, &PageRequest::first(100)).await?;
         let contacted: Vec<Lead> = leads.items.into_iter().filter(|lead| !lead.sent_messages.is_empty()).collect();
         let running = contacted.iter().rev().find(|lead| !lead.state.kind().is_terminal()).cloned();
         Ok(running.or_else(|| contacted.into_iter().next_back()))

@@ -228,6 +228,22 @@ pub fn read(raw: &[u8]) -> Option<InboundMail> {
     })
 }
 
+/// An SES event from the feedback queue as the message it stands for, and the key that makes
+/// applying it twice change nothing; `None` when the body is not such an event.
+pub fn read_ses_event(body: &str) -> Option<(InboundMail, String)> {
+    let (notice, key) = ses_notification::read_queued(body)?;
+    let class = match notice.event {
+        SesEvent::Delivery(outcome) => outcome.into(),
+        SesEvent::Complaint(c) => MailClass::Complaint { recipient: c.recipient, feedback_type: c.feedback_type },
+    };
+    let text = match &class {
+        MailClass::Bounce(report) => report.diagnostic.clone().unwrap_or_default(),
+        _ => String::new(),
+    };
+    let subject = format!("Amazon SES {} notification", class.name().replace('_', " "));
+    Some((InboundMail { message_id: None, from: None, subject, referenced_ids: notice.message_ids, class, text, sent_at: None }, key))
+}
+
 impl From<DeliveryOutcome> for MailClass {
     fn from(outcome: DeliveryOutcome) -> Self {
         match outcome {

@@ -1,5 +1,6 @@
-//! Amazon SES event notifications (bounce, complaint, delivery) delivered by SNS to an email
-//! subscription: a JSON document, sometimes wrapped in an SNS envelope.
+//! Amazon SES event notifications (bounce, complaint, delivery): identity notifications
+//! (`notificationType`) and configuration-set events (`eventType`), delivered by SNS to an email
+//! subscription or to the feedback queue: a JSON document, sometimes wrapped in an SNS envelope.
 
 use serde::Deserialize;
 
@@ -11,11 +12,15 @@ use super::text;
 struct Envelope {
     #[serde(rename = "Message")]
     message: String,
+    /// SNS's id of the notification; a redelivery of the same notification carries it again.
+    #[serde(rename = "MessageId", default)]
+    message_id: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Notification {
+    #[serde(alias = "eventType")]
     notification_type: String,
     #[serde(default)]
     bounce: Option<Bounce>,
@@ -91,9 +96,18 @@ fn unfolded_candidates(body: &str) -> Vec<String> {
     vec![json.clone(), json.replace("\n ", ""), json.replace('\n', "")]
 }
 
+/// A notice as the feedback queue delivers it: an SNS envelope around the SES event. The key is
+/// SNS's id of the notification, which a redelivery repeats.
+pub fn read_queued(body: &str) -> Option<(SesNotice, String)> {
+    let envelope: Envelope = serde_json::from_str(body.trim()).ok()?;
+    let key = format!("sns:{}", envelope.message_id?);
+    let notification: Notification = serde_json::from_str(&envelope.message).ok()?;
+    Some((notice_of(notification)?, key))
+}
+
 pub fn read(body: &str) -> Option<SesNotice> {
     let body = body.trim();
-    if !body.starts_with('{') || !body.contains("notificationType") {
+    if !body.starts_with('{') || !(body.contains("notificationType") || body.contains("eventType")) {
         return None;
     }
     let notification = unfolded_candidates(body).into_iter().find_map(|json| {
@@ -101,6 +115,10 @@ pub fn read(body: &str) -> Option<SesNotice> {
             .ok()
             .or_else(|| serde_json::from_str::<Envelope>(&json).ok().and_then(|e| serde_json::from_str(&e.message).ok()))
     })?;
+    notice_of(notification)
+}
+
+fn notice_of(notification: Notification) -> Option<SesNotice> {
     let message_ids =
         notification.mail.as_ref().map(|m| vec![format!("{}@email.amazonses.com", m.message_id), m.message_id.clone()]).unwrap_or_default();
     let destination = notification.mail.as_ref().and_then(|m| m.destination.first().cloned());

@@ -4,10 +4,10 @@ pub mod sqs_batch;
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
-use crate::app::{ScheduledReport, ScheduledTasks, StepWorker};
+use crate::app::{FeedbackConsumer, FeedbackError, ScheduledReport, ScheduledTasks, StepWorker};
 pub use sqs_batch::process_batch;
 
 /// Runs a worker Lambda: each SQS batch goes through `process_batch`. `max_receive_count` is
@@ -17,6 +17,45 @@ pub async fn serve_step_worker(worker: impl StepWorker + 'static, max_receive_co
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let worker = worker.clone();
         async move { Ok::<SqsBatchResponse, Error>(process_batch(event.payload, worker.as_ref(), max_receive_count).await) }
+    }))
+    .await
+}
+
+/// Applies one batch of SES events from the feedback queue; the messages to deliver again (or,
+/// after the queue's receive count, to dead-letter) are reported back.
+pub async fn handle_feedback(consumer: &FeedbackConsumer, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        let body = record.body.unwrap_or_default();
+        let failed = match consumer.handle(&body).await {
+            Ok(outcome) => {
+                tracing::info!(?outcome, "an SES event was read");
+                false
+            }
+            Err(error @ FeedbackError::Unreadable(_)) => {
+                tracing::error!(%error, "an unreadable message on the feedback queue; it will reach the dead-letter queue");
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "an SES event will be applied again");
+                true
+            }
+        };
+        if failed {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = record.message_id.unwrap_or_default();
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
+
+/// Runs the feedback Lambda.
+pub async fn serve_feedback(consumer: FeedbackConsumer) -> Result<(), Error> {
+    let consumer = Arc::new(consumer);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let consumer = consumer.clone();
+        async move { Ok::<SqsBatchResponse, Error>(handle_feedback(&consumer, event.payload).await) }
     }))
     .await
 }
