@@ -36,6 +36,33 @@ pub struct AwsResources {
     pub ses_configuration_set: Option<String>,
 }
 
+/// How recipients' and senders' domains are looked up in DNS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DnsChecks {
+    /// No lookups: every domain is taken to accept mail (nothing real is sent).
+    Off,
+    /// The system's resolver.
+    System,
+    /// These name servers only.
+    Servers(Vec<SocketAddr>),
+}
+
+/// `SALES_AGENT_DNS`: `off`, `system`, or name servers as `ip:port,…`; `None` when unset (then
+/// the checks are on whenever real email is sent: deployed, or with a sending mailbox).
+pub fn dns_checks_from(raw: Option<&str>) -> Result<Option<DnsChecks>, ConfigError> {
+    let error = |why: String| ConfigError { name: "SALES_AGENT_DNS", why };
+    Ok(match raw {
+        None => None,
+        Some("off") => Some(DnsChecks::Off),
+        Some("system") => Some(DnsChecks::System),
+        Some(list) => Some(DnsChecks::Servers(
+            list.split(',')
+                .map(|s| s.trim().parse::<SocketAddr>().map_err(|_| error(format!("'{s}' is not off, system or an ip:port list"))))
+                .collect::<Result<_, _>>()?,
+        )),
+    })
+}
+
 /// Which web search research uses besides the company's own site.
 #[derive(Clone, Debug)]
 pub enum SearchMode {
@@ -108,6 +135,20 @@ pub struct Settings {
     pub reply_batch: usize,
     /// How far back a folder read for the first time (or after its UIDVALIDITY changed) is searched.
     pub reply_lookback_days: u32,
+    /// Mail-domain checks in DNS; `None`: on whenever real email is sent.
+    pub dns: Option<DnsChecks>,
+}
+
+impl Settings {
+    /// The DNS checks in force: as configured, else on when email really leaves (deployed, or
+    /// through a sending mailbox) and off for the local outbox.
+    pub fn dns_checks(&self) -> DnsChecks {
+        match &self.dns {
+            Some(checks) => checks.clone(),
+            None if self.backend == Backend::Aws || self.mailboxes.iter().any(|m| m.smtp.is_some()) => DnsChecks::System,
+            None => DnsChecks::Off,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -245,6 +286,7 @@ impl Settings {
             mailboxes: mailboxes_from_env()?,
             reply_batch: parsed("SALES_AGENT_REPLY_BATCH", 200)?,
             reply_lookback_days: parsed("SALES_AGENT_REPLY_LOOKBACK_DAYS", 30)?,
+            dns: dns_checks_from(var("SALES_AGENT_DNS").as_deref())?,
         })
     }
 
@@ -271,6 +313,8 @@ impl Settings {
             mailboxes: Vec::new(),
             reply_batch: 200,
             reply_lookback_days: 30,
+            // Tests never ask a resolver beyond this machine; they name their own servers.
+            dns: Some(DnsChecks::Off),
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::adapters::apollo::ApolloLeadSource;
 use crate::adapters::aws::{
     self, AgentSecrets, DynamoStore, QueueUrls, SecretReloadingDrafter, SecretUnsubscribeKeys, SesMailer, SqsQueue,
 };
+use crate::adapters::dns::DnsMailDomains;
 use crate::adapters::imap_inbox::{ImapInbox, ImapLimits, MailboxSettings};
 use crate::adapters::llm_drafter::LlmDrafter;
 use crate::adapters::search::{DuckDuckGo, Serper};
@@ -23,9 +24,12 @@ use crate::app::{
     DraftStep, FeedbackConsumer, ReplyProcessor, ResearchStep, ScheduledTasks, SendStep, SendingMailboxes, StepPorts, Sweep,
     UnsubscribeSettings,
 };
-use crate::config::{Backend, ResearchMode, SearchMode, Settings};
+use crate::config::{Backend, DnsChecks, ResearchMode, SearchMode, Settings};
 use crate::local::EmbeddedRuntime;
-use crate::ports::{Clock, Drafter, Inbox, LeadSource, Mailer, Queue, SearchProvider, Store, SystemClock, UnsubscribeKeys, WebResearch};
+use crate::ports::{
+    Clock, Drafter, Inbox, LeadSource, MailDomains, Mailer, Queue, SearchProvider, Store, SystemClock, UncheckedDomains, UnsubscribeKeys,
+    WebResearch,
+};
 
 /// The ports of one running system. Fields are public so a test can swap one adapter (a failing
 /// mailer, say) and keep the rest real.
@@ -43,6 +47,17 @@ pub struct Runtime {
     /// Signs unsubscribe links; while it has no key nothing is sent, since every email must
     /// carry one.
     pub unsubscribe_keys: Arc<dyn UnsubscribeKeys>,
+    /// Whether recipients' domains take mail; what sending domains publish.
+    pub mail_domains: Arc<dyn MailDomains>,
+}
+
+/// The DNS checks the settings ask for.
+pub fn mail_domains_for(settings: &Settings) -> anyhow::Result<Arc<dyn MailDomains>> {
+    Ok(match settings.dns_checks() {
+        DnsChecks::Off => Arc::new(UncheckedDomains),
+        DnsChecks::System => Arc::new(DnsMailDomains::system().context("the system's DNS resolver")?),
+        DnsChecks::Servers(servers) => Arc::new(DnsMailDomains::servers(&servers)),
+    })
 }
 
 /// The LLM drafter when a model is configured, else the agent's templates.
@@ -78,7 +93,7 @@ pub fn mailer_for(settings: &Settings, default: Arc<dyn Mailer>) -> anyhow::Resu
     if !settings.mailboxes.iter().any(|m| m.smtp.is_some()) {
         return Ok(default);
     }
-    Ok(Arc::new(MailboxMailers::new(&settings.mailboxes, default, SmtpLimits::default()).context("the sending mailboxes")?))
+    Ok(Arc::new(MailboxMailers::new(&settings.mailboxes, default, SmtpLimits::default())))
 }
 
 /// The research adapter the settings ask for.
@@ -183,6 +198,7 @@ impl Runtime {
             }),
             lead_sources: lead_sources_for(&settings)?,
             unsubscribe_keys: Arc::new(SecretUnsubscribeKeys::new(secrets_client, resources.secret_id.clone(), secrets.unsubscribe_key())),
+            mail_domains: mail_domains_for(&settings)?,
             clock,
             settings,
         })
@@ -211,6 +227,7 @@ impl Runtime {
             lead_sources: self.lead_sources.clone(),
             unsubscribe: self.unsubscribe_keys.clone(),
             sending_mailboxes: Arc::new(self.sending_mailboxes()),
+            mail_domains: self.mail_domains.clone(),
             limits: ApiLimits {
                 max_body_bytes: self.settings.max_body_bytes,
                 max_leads_per_execution: self.settings.max_leads_per_execution,
@@ -221,7 +238,7 @@ impl Runtime {
     }
 
     pub fn research_step(&self) -> ResearchStep {
-        ResearchStep::new(self.step_ports(), self.research.clone())
+        ResearchStep::new(self.step_ports(), self.research.clone(), self.mail_domains.clone())
     }
 
     pub fn draft_step(&self) -> DraftStep {

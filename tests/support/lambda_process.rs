@@ -96,6 +96,8 @@ impl SendFunctionProcess {
             .env("SALES_AGENT_SECRET_ARN", &stack.secret_id)
             .env("SALES_AGENT_PUBLIC_URL", "https://api.test.example")
             .env("SALES_AGENT_MAX_RECEIVE_COUNT", stack.queues.max_receive_count.to_string())
+            // Tests never ask a resolver beyond this machine.
+            .env("SALES_AGENT_DNS", "off")
             .env("RUST_LOG", "warn")
             .kill_on_drop(true)
             .spawn()

@@ -237,10 +237,15 @@ impl MailboxSettings {
             (Some(_), Some(_)) => problems.push(format!("{} and {} exclude each other", field("password"), field("oauth2"))),
             _ => {}
         }
-        if let Some(oauth2) = &self.oauth2
-            && oauth2.token_url().is_empty()
-        {
-            problems.push(format!("{} is required for provider 'other'", field("oauth2.token_url")));
+        if let Some(oauth2) = &self.oauth2 {
+            let url = oauth2.token_url();
+            let host = url.strip_prefix("http://").map(|rest| rest.split(['/', ':']).next().unwrap_or_default());
+            if url.is_empty() {
+                problems.push(format!("{} is required for provider 'other'", field("oauth2.token_url")));
+            } else if !url.starts_with("https://") && !host.is_some_and(is_loopback) {
+                // The refresh token and the client secret travel in that request.
+                problems.push(format!("{} must be https (plain http only to loopback)", field("oauth2.token_url")));
+            }
         }
         if self.security == ImapSecurity::Plain && !is_loopback(&self.host) {
             problems.push(format!("{}: plain text is only allowed to a loopback server, not to '{}'", field("security"), self.host));

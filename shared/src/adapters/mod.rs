@@ -3,6 +3,7 @@
 pub mod apollo;
 pub mod aws;
 pub mod cursor;
+pub mod dns;
 pub mod embedded;
 pub mod imap_inbox;
 pub mod llm_drafter;

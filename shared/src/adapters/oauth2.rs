@@ -52,7 +52,7 @@ pub struct OAuth2Tokens {
 
 impl OAuth2Tokens {
     pub fn new(settings: OAuth2Settings) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).redirect(reqwest::redirect::Policy::none()).build()?;
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).redirect(reqwest::redirect::Policy::none()).build()?;
         Ok(Self { settings, http, cached: Mutex::new(None) })
     }
 

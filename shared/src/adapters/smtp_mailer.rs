@@ -24,19 +24,33 @@ use super::tls_roots::trusted_roots;
 use crate::domain::outreach_email::OutreachEmail;
 use crate::ports::{MailError, Mailer, SendReceipt};
 
-/// How long each part of a submission may take.
+/// How long a submission may take. Everything before the message data (connecting, TLS, the
+/// token, signing in, MAIL FROM, RCPT TO, DATA) shares one budget, after which nothing has left
+/// and the lead simply tries again; the data and the server's answer to it have their own. Both
+/// together stay well inside the send function's 30 s, leaving time to record the outcome.
 #[derive(Clone, Copy, Debug)]
 pub struct SmtpLimits {
-    pub connect: Duration,
+    pub before_data: Duration,
     pub command: Duration,
-    /// The message data and the server's answer to it.
     pub data: Duration,
 }
 
 impl Default for SmtpLimits {
     fn default() -> Self {
-        // Inside the send function's 30 s timeout, with room to record the outcome.
-        Self { connect: Duration::from_secs(8), command: Duration::from_secs(8), data: Duration::from_secs(15) }
+        Self { before_data: Duration::from_secs(10), command: Duration::from_secs(5), data: Duration::from_secs(8) }
+    }
+}
+
+/// Why a connection could not be made ready to send.
+enum NotReady {
+    /// The server refused the sign-in itself (as opposed to the connection failing).
+    SignInRefused(String),
+    Other(MailError),
+}
+
+impl From<MailError> for NotReady {
+    fn from(error: MailError) -> Self {
+        Self::Other(error)
     }
 }
 
@@ -51,11 +65,30 @@ pub struct SmtpMailer {
     limits: SmtpLimits,
 }
 
-/// Words a server uses when a sender's daily or hourly quota is spent (Gmail's 5.4.5 "Daily
-/// user sending limit exceeded", Microsoft's "SendAsDenied… sending limits", "quota").
+/// Words a server uses when the *sender's* daily quota is spent (Gmail's 5.4.5 "Daily user
+/// sending limit exceeded", Microsoft's "SubmissionQuotaExceeded"). A recipient's full mailbox
+/// ("452 4.2.2 over quota", "552 5.2.2") is the recipient's problem, not a spent quota.
 fn speaks_of_a_sending_limit(text: &str) -> bool {
     let text = text.to_ascii_lowercase();
-    text.contains("5.4.5") || text.contains("sending limit") || text.contains("quota") || text.contains("rate limit")
+    let recipients_mailbox = text.contains("4.2.2") || text.contains("5.2.2") || text.contains("mailbox full");
+    !recipients_mailbox
+        && (text.contains("5.4.5") || text.contains("sending limit") || text.contains("sending quota") || text.contains("submissionquota"))
+}
+
+/// Whether a connection failed because the server's certificate did not verify (an unknown CA,
+/// a name mismatch, an expired certificate): a setting to fix, not a moment to wait out.
+fn is_certificate_problem(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let rustls_error = error
+            .downcast_ref::<tokio_rustls::rustls::Error>()
+            .or_else(|| error.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).and_then(|e| e.downcast_ref()));
+        if matches!(rustls_error, Some(tokio_rustls::rustls::Error::InvalidCertificate(_))) {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
 impl SmtpMailer {
@@ -86,36 +119,58 @@ impl SmtpMailer {
         })
     }
 
-    async fn connect(&self) -> Result<AsyncSmtpConnection, MailError> {
+    /// Connects, secures and signs in. A refused XOAUTH2 token is dropped and the sign-in tried
+    /// once more with a fresh one (a token revoked before it expired); a second refusal is a
+    /// setting to fix.
+    async fn ready(&self) -> Result<AsyncSmtpConnection, MailError> {
+        match self.connect().await {
+            Ok(connection) => Ok(connection),
+            Err(NotReady::SignInRefused(_)) if matches!(self.credentials, MailboxCredentials::OAuth2(_)) => match self.connect().await {
+                Ok(connection) => Ok(connection),
+                Err(NotReady::SignInRefused(why)) => Err(MailError::Configuration(why)),
+                Err(NotReady::Other(error)) => Err(error),
+            },
+            Err(NotReady::SignInRefused(why)) => Err(MailError::Configuration(why)),
+            Err(NotReady::Other(error)) => Err(error),
+        }
+    }
+
+    async fn connect(&self) -> Result<AsyncSmtpConnection, NotReady> {
         let (host, port) = (self.smtp.host.as_str(), self.smtp.port());
         let implicit = if self.smtp.security == SmtpSecurity::Tls { self.tls.clone() } else { None };
-        let connecting = AsyncSmtpConnection::connect_tokio1((host, port), Some(self.limits.connect), &self.hello, implicit, None);
-        let mut connection = match tokio::time::timeout(self.limits.connect * 2, connecting).await {
-            Err(_) => return Err(MailError::Retryable(format!("connecting to {host}:{port} timed out"))),
-            Ok(Err(error)) if error.is_tls() => return Err(MailError::Configuration(format!("TLS with {host}:{port} failed: {error}"))),
-            Ok(Err(error)) => return Err(MailError::Retryable(format!("connecting to {host}:{port}: {error}"))),
+        let connecting = AsyncSmtpConnection::connect_tokio1((host, port), Some(self.limits.command), &self.hello, implicit, None);
+        let mut connection = match tokio::time::timeout(self.limits.command, connecting).await {
+            Err(_) => return Err(MailError::Retryable(format!("connecting to {host}:{port} timed out")).into()),
+            Ok(Err(error)) if error.is_tls() || is_certificate_problem(&error) => {
+                return Err(MailError::Configuration(format!("TLS with {host}:{port} failed: {error}")).into());
+            }
+            Ok(Err(error)) => return Err(MailError::Retryable(format!("connecting to {host}:{port}: {error}")).into()),
             Ok(Ok(connection)) => connection,
         };
         if self.smtp.security == SmtpSecurity::Starttls {
             if !connection.can_starttls() {
                 connection.abort().await;
-                return Err(MailError::Configuration(format!(
-                    "{host}:{port} does not offer STARTTLS; the mailbox's password is never sent in plain text"
-                )));
+                let why = format!("{host}:{port} does not offer STARTTLS; the mailbox's password is never sent in plain text");
+                return Err(MailError::Configuration(why).into());
             }
             let tls = self.tls.clone().expect("STARTTLS has TLS parameters");
             match tokio::time::timeout(self.limits.command, connection.starttls(tls, &self.hello)).await {
-                Err(_) => return Err(MailError::Retryable(format!("STARTTLS with {host} timed out"))),
-                Ok(Err(error)) if error.is_tls() => return Err(MailError::Configuration(format!("STARTTLS with {host} failed: {error}"))),
-                Ok(Err(error)) => return Err(MailError::Retryable(format!("STARTTLS with {host}: {error}"))),
+                Err(_) => return Err(MailError::Retryable(format!("STARTTLS with {host} timed out")).into()),
+                Ok(Err(error)) if error.is_tls() || is_certificate_problem(&error) => {
+                    return Err(MailError::Configuration(format!("STARTTLS with {host} failed: {error}")).into());
+                }
+                Ok(Err(error)) => return Err(MailError::Retryable(format!("STARTTLS with {host}: {error}")).into()),
                 Ok(Ok(())) => {}
             }
         }
-        self.sign_in(&mut connection).await?;
+        if let Err(error) = self.sign_in(&mut connection).await {
+            connection.abort().await;
+            return Err(error);
+        }
         Ok(connection)
     }
 
-    async fn sign_in(&self, connection: &mut AsyncSmtpConnection) -> Result<(), MailError> {
+    async fn sign_in(&self, connection: &mut AsyncSmtpConnection) -> Result<(), NotReady> {
         let (credentials, mechanisms) = match &self.credentials {
             MailboxCredentials::Password(password) => {
                 (Credentials::new(self.username.clone(), password.expose_secret().to_string()), vec![Mechanism::Plain, Mechanism::Login])
@@ -130,18 +185,28 @@ impl SmtpMailer {
         };
         let signing_in = tokio::time::timeout(self.limits.command, connection.auth(&mechanisms, &credentials)).await;
         let error = match signing_in {
-            Err(_) => return Err(MailError::Retryable(format!("signing in to {} timed out", self.smtp.host))),
+            Err(_) => return Err(MailError::Retryable(format!("signing in to {} timed out", self.smtp.host)).into()),
             Ok(Ok(_)) => return Ok(()),
             Ok(Err(error)) => error,
         };
+        let refused = format!("{} refused the sign-in of mailbox '{}': {error}", self.smtp.host, self.label);
         if let MailboxCredentials::OAuth2(tokens) = &self.credentials {
-            // A token revoked before it expired: the next attempt fetches a new one.
+            // A token revoked before it expired: the next sign-in fetches a new one. A refused
+            // XOAUTH2 token comes back as a challenge lettre does not expect (a client error).
             tokens.forget().await;
+            if error.is_permanent() || error.is_client() {
+                return Err(NotReady::SignInRefused(refused));
+            }
         }
-        if error.is_transient() {
-            Err(MailError::Retryable(format!("{} refused the sign-in for now: {error}", self.smtp.host)))
+        if error.is_permanent() {
+            // 535: the credentials are wrong. Only a person can fix that.
+            Err(NotReady::SignInRefused(refused))
+        } else if error.is_client() {
+            // No mechanism both sides know (the server offers no AUTH over this connection).
+            Err(MailError::Configuration(refused).into())
         } else {
-            Err(MailError::Configuration(format!("{} refused the sign-in of mailbox '{}': {error}", self.smtp.host, self.label)))
+            // A 4xx, or the connection failing mid-way: nothing is known about the credentials.
+            Err(MailError::Retryable(format!("{} could not take the sign-in for now: {error}", self.smtp.host)).into())
         }
     }
 
@@ -161,6 +226,7 @@ impl SmtpMailer {
             Err(_) => return Err(MailError::Retryable("RCPT TO timed out".into())),
             Ok(Err(error)) if speaks_of_a_sending_limit(&error.to_string()) => return Err(MailError::DailyLimit(error.to_string())),
             Ok(Err(error)) if error.is_permanent() => return Err(MailError::Rejected(format!("the server refused {to}: {error}"))),
+            // A full mailbox, greylisting: the recipient's server asks for later.
             Ok(Err(error)) => return Err(MailError::Retryable(format!("RCPT TO: {error}"))),
             Ok(Ok(_)) => {}
         }
@@ -181,11 +247,26 @@ fn address(raw: &str, role: &str) -> Result<Address, MailError> {
 impl Mailer for SmtpMailer {
     async fn send(&self, email: &OutreachEmail) -> Result<SendReceipt, MailError> {
         let (from, to) = (address(&email.from, "sender")?, address(&email.to, "recipient")?);
-        let mut connection = self.connect().await?;
-        if let Err(error) = self.open_message(&mut connection, &from, &to).await {
-            connection.abort().await;
-            return Err(error);
-        }
+        let before_data = async {
+            let mut connection = self.ready().await?;
+            match self.open_message(&mut connection, &from, &to).await {
+                Ok(()) => Ok(connection),
+                Err(error) => {
+                    connection.abort().await;
+                    Err(error)
+                }
+            }
+        };
+        // Nothing has left until the data is sent: running out of time here is a "later".
+        let mut connection = match tokio::time::timeout(self.limits.before_data, before_data).await {
+            Err(_) => {
+                return Err(MailError::Retryable(format!(
+                    "{} took longer than {:?} before the message data",
+                    self.smtp.host, self.limits.before_data
+                )));
+            }
+            Ok(result) => result?,
+        };
         // From here on the server has the message: only its 250 proves it was accepted.
         let accepted = match tokio::time::timeout(self.limits.data, connection.message(&email.raw)).await {
             Err(_) => Err(MailError::Ambiguous(format!(
@@ -216,19 +297,27 @@ impl Mailer for SmtpMailer {
 
 /// Sends each email through the mailbox its From address names, and every other email through
 /// the deployment's default mailer (SES deployed, the outbox locally).
+/// A mailbox whose SMTP set-up failed (an unreadable `ca_pem`, say) refuses every email as a
+/// configuration fault: its emails must never leave through the default mailer instead, and the
+/// other mailboxes and functions go on.
 pub struct MailboxMailers {
-    by_address: HashMap<String, Arc<SmtpMailer>>,
+    by_address: HashMap<String, Result<Arc<SmtpMailer>, String>>,
     default: Arc<dyn Mailer>,
 }
 
 impl MailboxMailers {
-    pub fn new(mailboxes: &[MailboxSettings], default: Arc<dyn Mailer>, limits: SmtpLimits) -> anyhow::Result<Self> {
+    pub fn new(mailboxes: &[MailboxSettings], default: Arc<dyn Mailer>, limits: SmtpLimits) -> Self {
         let mut by_address = HashMap::new();
         for settings in mailboxes.iter().filter(|m| m.smtp.is_some()) {
-            let address = settings.sending_address().with_context(|| format!("mailbox '{}' has no sending address", settings.label()))?;
-            by_address.insert(address.dedupe_key(), Arc::new(SmtpMailer::new(settings, limits)?));
+            let Some(address) = settings.sending_address() else { continue };
+            let mailer = SmtpMailer::new(settings, limits).map(Arc::new).map_err(|error| {
+                let why = format!("mailbox '{}' cannot send: {error:#}", settings.label());
+                tracing::error!(%why, "a sending mailbox is misconfigured");
+                why
+            });
+            by_address.insert(address.dedupe_key(), mailer);
         }
-        Ok(Self { by_address, default })
+        Self { by_address, default }
     }
 }
 
@@ -236,7 +325,8 @@ impl MailboxMailers {
 impl Mailer for MailboxMailers {
     async fn send(&self, email: &OutreachEmail) -> Result<SendReceipt, MailError> {
         match self.by_address.get(&email.from.to_ascii_lowercase()) {
-            Some(mailbox) => mailbox.send(email).await,
+            Some(Ok(mailbox)) => mailbox.send(email).await,
+            Some(Err(why)) => Err(MailError::Configuration(why.clone())),
             None => self.default.send(email).await,
         }
     }
@@ -250,5 +340,8 @@ mod tests {
         assert!(super::speaks_of_a_sending_limit("554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException"));
         assert!(!super::speaks_of_a_sending_limit("550 5.1.1 The email account that you tried to reach does not exist"));
         assert!(!super::speaks_of_a_sending_limit("553 5.7.1 Sender address rejected: not owned by user"));
+        assert!(!super::speaks_of_a_sending_limit("452 4.2.2 The email account that you tried to reach is over quota"));
+        assert!(!super::speaks_of_a_sending_limit("552 5.2.2 Mailbox full"));
+        assert!(!super::speaks_of_a_sending_limit("421 4.7.0 Try again later, closing connection (rate limit)"));
     }
 }

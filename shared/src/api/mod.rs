@@ -35,6 +35,8 @@ pub struct ApiServices {
     pub unsubscribe: Arc<dyn UnsubscribeKeys>,
     /// The mailboxes that send, for their health.
     pub sending_mailboxes: Arc<crate::app::SendingMailboxes>,
+    /// What each sending domain publishes (SPF, DMARC), for the mailboxes' health.
+    pub mail_domains: Arc<dyn crate::ports::MailDomains>,
     pub limits: ApiLimits,
     /// Whether `/api/v1` requires `Authorization: Bearer <key>`.
     pub auth_required: bool,

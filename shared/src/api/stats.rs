@@ -114,6 +114,9 @@ pub struct SendingHealth {
     pub last_sent_at: Option<crate::domain::Timestamp>,
     /// No send before this (the gap after the last one).
     pub next_send_at: Option<crate::domain::Timestamp>,
+    /// The sending domain's SPF and DMARC records and what is wrong with them, or why they could
+    /// not be looked up.
+    pub dns: serde_json::Value,
 }
 
 /// The reply poller's position and health in each mailbox folder it reads (`items`), and each
@@ -126,6 +129,10 @@ pub async fn mailboxes(State(app): State<AppState>) -> Result<Json<serde_json::V
     for pace in app.services.sending_mailboxes.all() {
         let day = pace.time_zone.day_of(now);
         let usage = store.meter_usage(&crate::domain::pacing::mailbox_meter(&pace.address), day).await?;
+        let dns = match app.services.mail_domains.sending_records(pace.address.domain()).await {
+            Ok(records) => serde_json::to_value(records).unwrap_or_default(),
+            Err(why) => serde_json::json!({"domain": pace.address.domain(), "error": why}),
+        };
         sending.push(SendingHealth {
             address: pace.address.to_string(),
             display_name: pace.display_name.clone(),
@@ -137,6 +144,7 @@ pub async fn mailboxes(State(app): State<AppState>) -> Result<Json<serde_json::V
             min_gap_seconds: pace.min_gap.num_seconds(),
             last_sent_at: usage.last_sent_at,
             next_send_at: usage.next_send_at.filter(|at| *at > now),
+            dns,
         });
     }
     sending.sort_by(|a, b| a.address.cmp(&b.address));

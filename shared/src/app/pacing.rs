@@ -52,15 +52,23 @@ struct Standing {
     last_sent_at: Option<Timestamp>,
 }
 
-/// Decides whether `lead` may be sent at `now`. `jitter` is a number in `0..1` that spreads the
-/// mailbox's next gap (random in production, fixed in tests).
+/// Random numbers in `0..1` for one decision.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Chance {
+    /// Spreads the mailbox's next gap.
+    pub jitter: f64,
+    /// Spreads the wake-up of a lead waiting for a gap (see `wait_for_room`).
+    pub spread: f64,
+}
+
+/// Decides whether `lead` may be sent at `now`.
 pub(crate) async fn plan_send(
     store: &dyn Store,
     mailboxes: &SendingMailboxes,
     agent: &Agent,
     lead: &Lead,
     now: Timestamp,
-    jitter: f64,
+    chance: Chance,
 ) -> Result<SendPlan, StoreError> {
     let policy = &agent.sending;
     if let Some(window) = &policy.window {
@@ -80,8 +88,11 @@ pub(crate) async fn plan_send(
         slots.push(SendingSlot { meter, day, cap, gap: None });
     }
     // Follow-ups leave from the mailbox that started the thread, so the lead sees one sender.
+    // An agent without a pool whose sender is itself a configured mailbox sends through it, and
+    // keeps that mailbox's pace like every other agent sending from it.
     let candidates: Vec<&EmailAddress> = match lead.thread_mailbox() {
         Some(mailbox) => vec![mailbox],
+        None if policy.mailboxes.is_empty() && mailboxes.get(&agent.sender.email).is_some() => vec![&agent.sender.email],
         None => policy.mailboxes.iter().collect(),
     };
     if candidates.is_empty() {
@@ -108,18 +119,17 @@ pub(crate) async fn plan_send(
         )));
     }
     let ready = |s: &Standing| s.room > 0 && s.next_send_at.is_none_or(|at| at <= now);
-    // The mailbox with most room today; among equals the one that sent least recently.
-    let chosen = standings.iter().filter(|s| ready(s)).max_by(|a, b| {
-        a.room
-            .cmp(&b.room)
-            .then_with(|| b.last_sent_at.cmp(&a.last_sent_at))
-            .then_with(|| b.pace.address.as_str().cmp(a.pace.address.as_str()))
-    });
+    // The mailbox with most room today; among equals the one that sent least recently, and
+    // among those one at random, so workers deciding at the same moment spread out.
+    let rank = |s: &Standing| (s.room, std::cmp::Reverse(s.last_sent_at));
+    let best = standings.iter().filter(|s| ready(s)).map(rank).max();
+    let equals: Vec<&Standing> = standings.iter().filter(|s| ready(s) && Some(rank(s)) == best).collect();
+    let chosen = (!equals.is_empty()).then(|| equals[((chance.spread * equals.len() as f64) as usize).min(equals.len() - 1)]);
     let Some(chosen) = chosen else {
-        return Ok(wait_for_room(&standings, now));
+        return Ok(wait_for_room(&standings, now, chance.spread));
     };
     let pace = &chosen.pace;
-    let gap = pace.min_gap + Duration::milliseconds((pace.gap_jitter.num_milliseconds() as f64 * jitter.clamp(0.0, 1.0)) as i64);
+    let gap = pace.min_gap + Duration::milliseconds((pace.gap_jitter.num_milliseconds() as f64 * chance.jitter.clamp(0.0, 1.0)) as i64);
     slots.push(SendingSlot {
         meter: mailbox_meter(&pace.address),
         day: chosen.day,
@@ -130,14 +140,21 @@ pub(crate) async fn plan_send(
 }
 
 /// The earliest time one of the candidates has room again, and why none has now.
-fn wait_for_room(standings: &[Standing], now: Timestamp) -> SendPlan {
+///
+/// Leads waiting for a mailbox's gap are spread over the time its remaining room takes to send
+/// (`spread` of `room × gap` after the gap ends) rather than all woken when it ends: of many
+/// leads waiting for one mailbox only one can take each gap, and waking them all at once would
+/// cost a wake-up and a deferral per lead per send.
+fn wait_for_room(standings: &[Standing], now: Timestamp, spread: f64) -> SendPlan {
     let free_at = |s: &Standing| if s.room == 0 { s.pace.time_zone.next_midnight(now) } else { s.next_send_at.unwrap_or(now) };
     let first = standings.iter().min_by_key(|s| free_at(s)).expect("at least one standing");
-    let why = if standings.iter().all(|s| s.room == 0) {
+    if standings.iter().all(|s| s.room == 0) {
         let caps: Vec<String> = standings.iter().map(|s| format!("{} {}/day", s.pace.address, s.pace.daily_cap)).collect();
-        format!("every mailbox it may be sent from has reached its daily cap ({})", caps.join(", "))
-    } else {
-        format!("{} keeps a gap of at least {} s between sends", first.pace.address, first.pace.min_gap.num_seconds())
-    };
-    SendPlan::Wait { until: free_at(first), why }
+        let why = format!("every mailbox it may be sent from has reached its daily cap ({})", caps.join(", "));
+        return SendPlan::Wait { until: free_at(first), why };
+    }
+    let rest_of_day = first.pace.min_gap * (first.room.saturating_sub(1) as i32);
+    let until = free_at(first) + Duration::milliseconds((rest_of_day.num_milliseconds() as f64 * spread.clamp(0.0, 1.0)) as i64);
+    let why = format!("{} keeps a gap of at least {} s between sends", first.pace.address, first.pace.min_gap.num_seconds());
+    SendPlan::Wait { until, why }
 }

@@ -5,16 +5,17 @@ use std::sync::Arc;
 use super::admission::{Admission, admit, skip_if_suppressed};
 use super::{Interrupted, StepOutcome, StepPorts, StepResult, deciding};
 use crate::domain::{Lead, LeadEvent, LeadStateKind, ResearchReport, SkipReason, StepQueue};
-use crate::ports::{StepMessage, WebResearch};
+use crate::ports::{DomainVerdict, MailDomains, StepMessage, WebResearch};
 
 pub struct ResearchStep {
     pub(crate) ports: StepPorts,
     research: Arc<dyn WebResearch>,
+    mail_domains: Arc<dyn MailDomains>,
 }
 
 impl ResearchStep {
-    pub fn new(ports: StepPorts, research: Arc<dyn WebResearch>) -> Self {
-        Self { ports, research }
+    pub fn new(ports: StepPorts, research: Arc<dyn WebResearch>, mail_domains: Arc<dyn MailDomains>) -> Self {
+        Self { ports, research, mail_domains }
     }
 
     pub async fn handle(&self, message: &StepMessage) -> StepResult {
@@ -51,6 +52,12 @@ impl ResearchStep {
             }
             return Ok(StepOutcome::Skipped);
         }
+        if let Some(why) = self.undeliverable(&lead).await {
+            if let Ok(skip) = lead.advanced(LeadEvent::Skip(SkipReason::Undeliverable), ports.clock.now()) {
+                ports.commit(&skip.with_log_message(format!("{} is not emailed: {why}", lead.contact.email))).await?;
+            }
+            return Ok(StepOutcome::Skipped);
+        }
 
         let report = self.report_for(&lead).await?;
         let event = LeadEvent::ResearchCompleted {
@@ -63,6 +70,19 @@ impl ResearchStep {
             Err(e) => return Ok(StepOutcome::Ignored(e.to_string())),
         }
         Ok(StepOutcome::Advanced)
+    }
+
+    /// Why the lead's address cannot receive mail, if its domain says so. A lookup that fails
+    /// (a timeout, SERVFAIL) proves nothing: the lead goes on, and the provider's answer decides.
+    async fn undeliverable(&self, lead: &Lead) -> Option<String> {
+        match self.mail_domains.verdict(lead.contact.email.domain()).await {
+            Ok(DomainVerdict::Undeliverable(why)) => Some(why),
+            Ok(DomainVerdict::Accepts) => None,
+            Err(why) => {
+                tracing::warn!(lead_id = %lead.id, %why, "the recipient's domain could not be checked; the lead goes on");
+                None
+            }
+        }
     }
 
     /// The company's report, researched once per domain and reused for every lead there.

@@ -19,7 +19,7 @@ use chrono::Duration as Span;
 use super::admission::{Admission, admit, skip_if_suppressed};
 use super::control::pause_for_configuration;
 use super::draft::fail;
-use super::pacing::{SendPlan, SendingMailboxes, plan_send};
+use super::pacing::{Chance, SendPlan, SendingMailboxes, plan_send};
 use super::{Committed, Interrupted, RetryableStepError, StepOutcome, StepPorts, StepResult, deciding};
 use crate::domain::outreach_email::{self, OutreachEmail, UnsubscribeLinks};
 use crate::domain::transition::{SEND_CLAIM_TIMEOUT, send_retry_delay};
@@ -125,7 +125,8 @@ impl SendStep {
         let Some(draft) = ports.store.get_draft(lead.id, lead.step).await? else {
             return fail(ports, &lead, format!("no draft is stored for step {}", lead.step)).await;
         };
-        let (mailbox, slots) = match plan_send(ports.store.as_ref(), &self.mailboxes, &agent, &lead, now, rand_unit()).await? {
+        let chance = Chance { jitter: rand_unit(), spread: rand_unit() };
+        let (mailbox, slots) = match plan_send(ports.store.as_ref(), &self.mailboxes, &agent, &lead, now, chance).await? {
             SendPlan::Send { mailbox, slots } => (mailbox, slots),
             SendPlan::Wait { until, why } => return defer(ports, &lead, until, why).await,
             SendPlan::Misconfigured(why) => return pause_for_configuration(ports, &lead, &execution, &why, LeadEvent::Hold).await,

@@ -89,6 +89,8 @@ pub enum SkipReason {
     RejectedByReviewer,
     /// The execution's start never finished (its leads were never released to the workers).
     ExecutionFailed,
+    /// The address's domain cannot receive mail (no such domain, no MX or address, a null MX).
+    Undeliverable,
 }
 
 /// A claim on sending one step to one lead. It never expires: a delivery that finds an old

@@ -231,9 +231,7 @@ impl Lead {
                         if hold { "it waits for the execution to resume" } else { "it will be tried again" }.to_string()
                     }
                 };
-                for slot in self.state.claim().map(|c| c.slots.clone()).unwrap_or_default() {
-                    effects.markers.push(MarkerChange::ReturnSlot(slot));
-                }
+                self.give_back_slots(&mut effects);
                 effects.log(LogLevel::Warn, "lead.send_released", format!("step {} was not sent: {why}; {then}", self.step));
             }
             LeadEvent::SendDeferred { until, why } if matches!(from, LeadStateKind::Drafted | LeadStateKind::Approved) && !self.on_hold => {
@@ -257,6 +255,8 @@ impl Lead {
                 next.state = S::Failed { reason: reason.clone() };
                 effects.counters.failed = 1;
                 self.give_back_contact(&mut next, &mut effects);
+                // Refused before anything left: the slot was not used.
+                self.give_back_slots(&mut effects);
                 effects.log(LogLevel::Error, "lead.failed", reason);
             }
             LeadEvent::Park(reason) if from == LeadStateKind::Sending => {
@@ -382,6 +382,13 @@ impl Lead {
         }
     }
 
+    /// A claim that sent nothing gives the cap slots it took back.
+    fn give_back_slots(&self, effects: &mut Effects) {
+        for slot in self.state.claim().map(|c| c.slots.clone()).unwrap_or_default() {
+            effects.markers.push(MarkerChange::ReturnSlot(slot));
+        }
+    }
+
     fn owns_claim(&self, claim_id: &str) -> bool {
         self.state.claim().is_some_and(|claim| claim.claim_id == claim_id)
     }
@@ -461,6 +468,7 @@ fn skip_reason_text(reason: &SkipReason) -> &'static str {
         SkipReason::ExecutionCancelled => "the execution was cancelled",
         SkipReason::RejectedByReviewer => "a reviewer rejected the draft",
         SkipReason::ExecutionFailed => "the execution's start did not finish",
+        SkipReason::Undeliverable => "the address's domain cannot receive mail",
     }
 }
 

@@ -36,7 +36,7 @@ pub const MAX_REDRIVES: u32 = 3;
 pub const MAX_SEND_RETRIES: u32 = 8;
 
 /// How long a lead waits after its `retries`-th refusal "for now": one minute, doubling, at
-/// most an hour; eight refusals span about three hours.
+/// most an hour; the eight refusals before a lead fails span about two hours.
 pub fn send_retry_delay(retries: u32) -> Duration {
     Duration::minutes((1i64 << retries.min(6)).min(60))
 }

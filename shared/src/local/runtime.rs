@@ -13,7 +13,7 @@ use crate::app::StepWorker;
 use crate::config::Settings;
 use crate::domain::unsubscribe::UnsubscribeSigner;
 use crate::ports::{Clock, FixedUnsubscribeKey, Inbox, Store, SystemClock};
-use crate::runtime::{Runtime, drafter_for, inbox_for, lead_sources_for, mailer_for, research_for};
+use crate::runtime::{Runtime, drafter_for, inbox_for, lead_sources_for, mail_domains_for, mailer_for, research_for};
 
 /// The runtime of the local mode. It keeps the embedded queue's concrete type, which the local
 /// runner receives from, and otherwise is a `Runtime` (it dereferences to one).
@@ -69,6 +69,7 @@ impl EmbeddedRuntime {
                 .or_else(|| Some(Arc::new(MaildirInbox::new(Self::inbox_dir(&settings))) as Arc<dyn Inbox>)),
             lead_sources: lead_sources_for(&settings)?,
             unsubscribe_keys: Arc::new(FixedUnsubscribeKey(Some(signer))),
+            mail_domains: mail_domains_for(&settings)?,
             queue: queue.clone(),
             store,
             clock,

@@ -29,6 +29,12 @@ impl ManualClock {
         let mut now = self.now.lock().unwrap_or_else(|p| p.into_inner());
         *now += by;
     }
+
+    /// Moves the clock to `at` (forwards, as time goes).
+    pub fn set(&self, at: Timestamp) {
+        let mut now = self.now.lock().unwrap_or_else(|p| p.into_inner());
+        *now = at.max(*now);
+    }
 }
 
 impl Clock for ManualClock {
