@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use axum::http::StatusCode;
 use sales_agent::adapters::aws::SecretUnsubscribeKeys;
 use sales_agent::lambda::{handle_scheduled, process_batch};
-use sales_agent::ports::ManualClock;
 use sales_agent::ports::store::SuppressionList;
+use sales_agent::ports::{Clock, ManualClock};
 use sales_agent_tests::fault_proxy::FaultPlan;
 use sales_agent_tests::faults::DiesAfterSending;
 use sales_agent_tests::imap::TestMailbox;
@@ -72,6 +72,29 @@ async fn ses_throttling_then_acceptance_sends_one_email() {
     );
     assert_eq!(stack.emails().await.len(), 1);
     assert_eq!(stack.leads(&execution_id).await[0]["state"], "sent");
+}
+
+#[tokio::test]
+async fn a_spent_ses_quota_makes_the_lead_wait_an_hour_without_counting_against_it() {
+    let mut stack = deploy_with(default_secret(), Some(FaultPlan { ses_quota_spent: 1, ..FaultPlan::default() })).await;
+    let clock = Arc::new(ManualClock::starting_at(chrono::Utc::now()));
+    stack.runtime.clock = clock.clone();
+    let execution_id = stack.start(1).await;
+
+    stack.drain(&stack.runtime, 1).await;
+    let lead = &stack.leads(&execution_id).await[0];
+    assert_eq!(lead["state"], "waiting", "{lead}");
+    assert!(lead["why"].as_str().unwrap().contains("Daily message quota"), "{lead}");
+    assert_eq!(lead["send_retries"], serde_json::Value::Null, "a spent quota is no refusal of this email");
+    let until: chrono::DateTime<chrono::Utc> = lead["until"].as_str().unwrap().parse().unwrap();
+    assert_eq!(until - clock.now(), chrono::Duration::hours(1), "SES's quota is a rolling day: an hour frees some of it");
+    assert_eq!(stack.execution(&execution_id).await["state"], "running", "a spent quota no longer pauses the execution");
+
+    clock.advance(chrono::Duration::minutes(61));
+    stack.runtime.scheduled_tasks().run().await.expect("the scheduled run");
+    stack.drain(&stack.runtime, 1).await;
+    assert_eq!(stack.leads(&execution_id).await[0]["state"], "sent");
+    assert_eq!(stack.emails().await.len(), 1);
 }
 
 #[tokio::test]
@@ -362,4 +385,12 @@ async fn ses_events_from_the_feedback_queue_end_their_leads_once_and_an_unreadab
     }
     let delivered = state_of(&leads[2]);
     assert_eq!(delivered["inbound"][0]["class"], "delivery_report", "{delivered}");
+}
+
+#[tokio::test]
+async fn the_send_pace_is_this_functions_share_of_the_accounts_maximum_send_rate() {
+    let config = sales_agent_tests::aws::config().await;
+    // moto reports a sandbox account's 1 email a second; two send functions share it.
+    let mailer = sales_agent::adapters::aws::SesMailer::new(&config, None, 2, None);
+    assert_eq!(mailer.pace().await.expect("the rate is read from SES").interval(), std::time::Duration::from_secs(2));
 }

@@ -173,3 +173,18 @@ async fn a_rejected_send_fails_the_lead_and_an_ambiguous_one_parks_it() {
         assert!(app.emails().is_empty());
     }
 }
+
+#[tokio::test]
+async fn a_send_the_providers_rate_has_no_turn_for_waits_a_minute_without_counting_as_a_refusal() {
+    let app = TestApp::new();
+    let message = drafted_lead(&app).await;
+    let mut runtime = app.runtime.clone();
+    runtime.mailer = Arc::new(Answers(|| MailError::Paced(std::time::Duration::from_secs(4))));
+    assert_eq!(runtime.send_step().handle(&message).await.unwrap(), StepOutcome::Waiting);
+    let lead = lead_state(&app, &message).await;
+    assert_eq!(lead["state"], "waiting", "{lead}");
+    assert_eq!(lead["send_retries"], serde_json::Value::Null);
+    let until: chrono::DateTime<chrono::Utc> = lead["until"].as_str().unwrap().parse().unwrap();
+    assert_eq!(until - app.clock.now(), chrono::Duration::minutes(1));
+    assert!(app.emails().is_empty());
+}

@@ -26,7 +26,7 @@ pub enum Backend {
 }
 
 /// The AWS resources the deployed functions use, named by template.yaml's environment.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct AwsResources {
     pub table: Option<String>,
     pub research_queue_url: Option<String>,
@@ -34,6 +34,25 @@ pub struct AwsResources {
     pub send_queue_url: Option<String>,
     pub secret_id: Option<String>,
     pub ses_configuration_set: Option<String>,
+    /// How many send functions run at once; they share the SES account's maximum send rate.
+    pub send_concurrency: u32,
+    /// The SES account's maximum send rate per second, when not read from SES itself.
+    pub ses_max_send_rate: Option<f64>,
+}
+
+impl Default for AwsResources {
+    fn default() -> Self {
+        Self {
+            table: None,
+            research_queue_url: None,
+            draft_queue_url: None,
+            send_queue_url: None,
+            secret_id: None,
+            ses_configuration_set: None,
+            send_concurrency: 2,
+            ses_max_send_rate: None,
+        }
+    }
 }
 
 /// How recipients' and senders' domains are looked up in DNS.
@@ -248,6 +267,12 @@ impl Settings {
             send_queue_url: var("SALES_AGENT_SEND_QUEUE_URL"),
             secret_id: var("SALES_AGENT_SECRET_ARN"),
             ses_configuration_set: var("SALES_AGENT_SES_CONFIGURATION_SET"),
+            send_concurrency: parsed("SALES_AGENT_SEND_CONCURRENCY", 2)?,
+            ses_max_send_rate: var("SALES_AGENT_SES_MAX_SEND_RATE")
+                .map(|raw| {
+                    raw.parse().map_err(|_| ConfigError { name: "SALES_AGENT_SES_MAX_SEND_RATE", why: format!("'{raw}' is not a number") })
+                })
+                .transpose()?,
         };
         // A table name means a deployed stack unless the backend is named explicitly.
         let backend = match var("SALES_AGENT_BACKEND").as_deref() {

@@ -188,7 +188,15 @@ impl Runtime {
         Ok(Self {
             store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(config), table)),
             queue,
-            mailer: mailer_for(&settings, Arc::new(SesMailer::new(config, resources.ses_configuration_set.clone())))?,
+            mailer: mailer_for(
+                &settings,
+                Arc::new(SesMailer::new(
+                    config,
+                    resources.ses_configuration_set.clone(),
+                    resources.send_concurrency,
+                    resources.ses_max_send_rate,
+                )),
+            )?,
             research: research_for(&settings, clock.clone())?,
             drafter,
             // A mailbox the secret describes badly switches reply reading off, not the API.

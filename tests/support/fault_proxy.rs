@@ -19,6 +19,8 @@ pub struct FaultPlan {
     pub ses_500_after_accepting: bool,
     /// SES SendRawEmail: the first this many are answered `400 Throttling` before forwarding.
     pub ses_throttles: usize,
+    /// SES SendRawEmail: then this many are answered as when the account's daily quota is spent.
+    pub ses_quota_spent: usize,
     /// SES SendRawEmail: held this long before forwarding, so a duplicate delivery can race it.
     pub ses_delay: Duration,
     /// After each accepted SendRawEmail, the next this many DynamoDB TransactWriteItems calls
@@ -45,6 +47,7 @@ pub struct FaultCounts {
     pub emails_accepted: AtomicUsize,
     pub ses_500s: AtomicUsize,
     pub ses_throttles: AtomicUsize,
+    pub ses_quota_refusals: AtomicUsize,
     pub failed_writes: AtomicUsize,
     pub random_before: AtomicUsize,
     pub random_after: AtomicUsize,
@@ -175,6 +178,10 @@ async fn handle(state: Arc<State>, request: axum::extract::Request) -> Response<
         if counts.ses_throttles.load(Ordering::SeqCst) < plan.ses_throttles {
             counts.ses_throttles.fetch_add(1, Ordering::SeqCst);
             return ses_error(400, "Sender", "Throttling", "Maximum sending rate exceeded.");
+        }
+        if counts.ses_quota_refusals.load(Ordering::SeqCst) < plan.ses_quota_spent {
+            counts.ses_quota_refusals.fetch_add(1, Ordering::SeqCst);
+            return ses_error(400, "Sender", "Throttling", "Daily message quota exceeded.");
         }
         tokio::time::sleep(plan.ses_delay).await;
         let answer = forward(&state, &parts, body).await;

@@ -98,6 +98,7 @@ impl SendFunctionProcess {
             .env("SALES_AGENT_MAX_RECEIVE_COUNT", stack.queues.max_receive_count.to_string())
             // Tests never ask a resolver beyond this machine.
             .env("SALES_AGENT_DNS", "off")
+            .env("SALES_AGENT_SES_MAX_SEND_RATE", "1000")
             .env("RUST_LOG", "warn")
             .kill_on_drop(true)
             .spawn()

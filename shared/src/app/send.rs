@@ -164,6 +164,10 @@ impl SendStep {
             Err(MailError::Retryable(why)) => {
                 Settlement::Release { why, retry_at: now + send_retry_delay(lead.send_retries), counted: true }
             }
+            Err(error @ MailError::Paced(wait)) => {
+                let retry_at = now + Span::from_std(wait).unwrap_or(Span::minutes(1)).max(Span::minutes(1));
+                Settlement::Release { why: error.to_string(), retry_at, counted: false }
+            }
             Err(MailError::DailyLimit(why)) => {
                 // A mailbox's provider counts its day in the mailbox's zone; SES's quota is a
                 // rolling 24 hours, so an hour later some of it is back.

@@ -22,6 +22,10 @@ pub enum MailError {
     /// for the sender's next day.
     #[error("the sender's daily sending limit is reached: {0}")]
     DailyLimit(String),
+    /// Nothing was sent: the provider's maximum rate leaves no turn for this email within the
+    /// send's time; it waits this long and goes again (not a refusal of the email).
+    #[error("the provider's sending rate leaves no turn for now (next in {0:?})")]
+    Paced(std::time::Duration),
     /// Nothing was sent and retrying will not help (recipient rejected, sender not verified).
     #[error("the mailer rejected the email: {0}")]
     Rejected(String),

@@ -9,11 +9,15 @@
 //! precisely instead (see `classify`), and the send step decides: give the claim back on
 //! throttling, pause the execution on a configuration fault, park on ambiguity.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use aws_sdk_ses::Client;
 use aws_sdk_ses::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ses::primitives::Blob;
 use aws_sdk_ses::types::{MessageTag, RawMessage};
+use tokio::sync::{Mutex, OnceCell};
+use tokio::time::Instant;
 
 use crate::domain::outreach_email::OutreachEmail;
 use crate::ports::{MailError, Mailer, SendReceipt};
@@ -24,6 +28,53 @@ pub struct SesMailer {
     configuration_set: Option<String>,
     /// The domain of the Message-IDs SES gives the emails it sends from this region.
     message_id_domain: String,
+    /// This process's share of the account's maximum send rate, read once from SES.
+    pace: std::sync::Arc<OnceCell<Option<SendPace>>>,
+    /// How many send functions run at once (the event source's maximum concurrency), which
+    /// share the account's rate.
+    concurrency: u32,
+}
+
+/// The longest a send waits for its turn inside the function; beyond it the lead waits in the
+/// store instead, so the claim never outlives the function.
+const LONGEST_TURN_WAIT: Duration = Duration::from_secs(3);
+
+/// Turns at a fixed interval: this process's share of the account's maximum send rate.
+#[derive(Debug)]
+pub struct SendPace {
+    interval: Duration,
+    next: Mutex<Instant>,
+}
+
+impl SendPace {
+    /// `max_per_second` shared by `concurrency` processes.
+    pub fn new(max_per_second: f64, concurrency: u32) -> Option<Self> {
+        (max_per_second > 0.0 && max_per_second.is_finite()).then(|| Self {
+            interval: Duration::from_secs_f64(f64::from(concurrency.max(1)) / max_per_second),
+            next: Mutex::new(Instant::now()),
+        })
+    }
+
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Takes the next turn and waits for it, or says how long until one if that is longer than
+    /// `longest`.
+    pub async fn take_turn(&self, longest: Duration) -> Result<(), Duration> {
+        let at = {
+            let mut next = self.next.lock().await;
+            let now = Instant::now();
+            let at = (*next).max(now);
+            if at - now > longest {
+                return Err(at - now);
+            }
+            *next = at + self.interval;
+            at
+        };
+        tokio::time::sleep_until(at).await;
+        Ok(())
+    }
 }
 
 /// SES replaces the Message-ID of every email with `<MessageId@email.amazonses.com>` in
@@ -34,11 +85,38 @@ pub fn ses_message_id_domain(region: &str) -> String {
 
 impl SesMailer {
     /// `config` should be the shared SDK configuration; retries are switched off here.
-    pub fn new(config: &aws_config::SdkConfig, configuration_set: Option<String>) -> Self {
+    /// `max_send_rate` overrides the account's rate SES reports.
+    pub fn new(config: &aws_config::SdkConfig, configuration_set: Option<String>, concurrency: u32, max_send_rate: Option<f64>) -> Self {
         let ses_config =
             aws_sdk_ses::config::Builder::from(config).retry_config(aws_sdk_ses::config::retry::RetryConfig::disabled()).build();
         let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
-        Self { client: Client::from_conf(ses_config), configuration_set, message_id_domain: ses_message_id_domain(&region) }
+        Self {
+            client: Client::from_conf(ses_config),
+            configuration_set,
+            message_id_domain: ses_message_id_domain(&region),
+            pace: std::sync::Arc::new(match max_send_rate {
+                Some(rate) => OnceCell::new_with(Some(SendPace::new(rate, concurrency))),
+                None => OnceCell::new(),
+            }),
+            concurrency,
+        }
+    }
+
+    /// This process's pace, from the account's maximum send rate (read once). Without an
+    /// answer there is none, and SES's throttling makes leads wait instead.
+    pub async fn pace(&self) -> Option<&SendPace> {
+        self.pace
+            .get_or_init(|| async {
+                match self.client.get_send_quota().send().await {
+                    Ok(quota) => SendPace::new(quota.max_send_rate, self.concurrency),
+                    Err(error) => {
+                        tracing::warn!(error = %aws_sdk_ses::error::DisplayErrorContext(&error), "the SES send rate could not be read");
+                        None
+                    }
+                }
+            })
+            .await
+            .as_ref()
     }
 }
 
@@ -142,6 +220,9 @@ fn tag(name: &str, value: &str) -> Option<MessageTag> {
 #[async_trait]
 impl Mailer for SesMailer {
     async fn send(&self, email: &OutreachEmail) -> Result<SendReceipt, MailError> {
+        if let Some(pace) = self.pace().await {
+            pace.take_turn(LONGEST_TURN_WAIT).await.map_err(MailError::Paced)?;
+        }
         let raw = RawMessage::builder().data(Blob::new(email.raw.clone())).build().map_err(|e| MailError::Rejected(e.to_string()))?;
         let output = self
             .client
@@ -170,6 +251,27 @@ mod tests {
         let sender = "email address is not verified. the following identities failed the check in region us-east-1: dana@northwind.example";
         assert!(super::names_sender(sender, "Dana <dana@northwind.example>"));
         assert!(super::names_sender("did not have authority to send from email rep@northwind.example", "rep@northwind.example"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn turns_keep_the_accounts_rate_shared_by_the_concurrent_functions() {
+        use std::time::Duration;
+        // 14 emails a second shared by 2 functions: one turn every 1/7 s in each.
+        let pace = super::SendPace::new(14.0, 2).unwrap();
+        assert_eq!(pace.interval(), Duration::from_secs_f64(2.0 / 14.0));
+        let start = tokio::time::Instant::now();
+        for _ in 0..7 {
+            pace.take_turn(Duration::from_secs(3)).await.unwrap();
+        }
+        // The timer rounds each sleep up to its millisecond.
+        let elapsed = start.elapsed();
+        assert!(elapsed >= pace.interval() * 6 && elapsed <= pace.interval() * 6 + Duration::from_millis(6), "{elapsed:?}");
+        // 1 a second (a sandbox account) shared by 2: turns far off are refused, not waited for.
+        let slow = super::SendPace::new(1.0, 2).unwrap();
+        slow.take_turn(Duration::from_secs(3)).await.unwrap();
+        slow.take_turn(Duration::from_secs(3)).await.unwrap();
+        assert_eq!(slow.take_turn(Duration::from_secs(1)).await, Err(Duration::from_secs(2)));
+        assert!(super::SendPace::new(0.0, 2).is_none());
     }
 
     #[test]
