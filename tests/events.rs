@@ -114,12 +114,19 @@ async fn the_sqs_events_move_a_lead_through_research_draft_and_send_once() {
     let unedited = process_batch(sqs_event("sqs-send.json", &Ids::default()), workers[2].1.as_ref(), 5).await;
     assert!(unedited.batch_item_failures.is_empty(), "a message for an unknown lead is dropped, not retried forever");
 
-    // SES's bounce event for the email (matched by the bounced address: the outbox has no SES id).
+    // SES's bounce event for the email, naming it by the id it was sent with.
     let feedback = app.runtime.feedback_consumer();
+    let sent_id = app.leads(&execution_id).await[0]["sent_messages"][0]["message_id"].as_str().unwrap().to_string();
+    let mut bounce = sqs_event("sqs-ses-feedback.json", &ids);
+    let body = bounce.records[0].body.take().unwrap();
+    bounce.records[0].body = Some(body.replace("0100019c-sample-ses-message-id", &sent_id));
     for _ in 0..2 {
-        let response = handle_feedback(&feedback, sqs_event("sqs-ses-feedback.json", &ids)).await;
+        let response = handle_feedback(&feedback, bounce.clone()).await;
         assert!(response.batch_item_failures.is_empty());
     }
+    // Another system's email to the same address (same configuration set) is not ours.
+    let unknown = handle_feedback(&feedback, sqs_event("sqs-ses-feedback.json", &ids)).await;
+    assert!(unknown.batch_item_failures.is_empty(), "acknowledged, not retried");
     let lead = &app.leads(&execution_id).await[0];
     assert_eq!(lead["state"], "bounced", "{lead}");
     assert_eq!(lead["inbound"].as_array().unwrap().len(), 1, "a redelivered event changes nothing");

@@ -363,3 +363,56 @@ async fn an_access_token_is_fetched_once_while_valid_and_again_after_a_refusal_o
     tokens.access_token().await.unwrap();
     assert_eq!(short.received_requests().await.unwrap().len(), 2);
 }
+
+/// A hard-bounce event for the email `message_id` to `recipient`, in the envelope the feedback
+/// queue delivers.
+fn ses_hard_bounce(message_id: &str, recipient: &str) -> String {
+    let event = json!({"eventType": "Bounce",
+        "mail": {"timestamp": "2026-03-02T09:00:00.000Z", "source": "x@northwind.example", "messageId": message_id, "destination": [recipient]},
+        "bounce": {"bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": recipient, "status": "5.1.1",
+                   "diagnosticCode": "smtp; 550 5.1.1 user unknown"}]}});
+    json!({"Type": "Notification", "MessageId": uuid::Uuid::new_v4().to_string(), "Message": event.to_string()}).to_string()
+}
+
+#[tokio::test]
+async fn a_mailbox_pauses_by_itself_at_the_bounce_limit_for_every_agent_until_a_person_resumes_it() {
+    let smtp = TestSmtp::from_env();
+    let dana = "dana.health@northwind.example";
+    let app = app_with_mailboxes(vec![smtp.mailbox(dana, &TestMailbox::user(21), json!({"daily_cap": 100}))]);
+    let first_agent = app.create_agent(&agent_sending_from(&[dana], json!({}))).await;
+    let domain = test_domain();
+    let locals: Vec<String> = (0..20).map(|i| format!("lead{i}")).collect();
+    let first = app.start_csv(&first_agent, &leads_csv(&domain, &locals.iter().map(String::as_str).collect::<Vec<_>>())).await;
+    app.drain().await;
+    assert_eq!(smtp.accepted_for(&domain).len(), 20);
+
+    // One hard bounce in 20 sends: 5 %, the default limit, reached after the minimum sample.
+    let feedback = app.runtime.feedback_consumer();
+    let bounced = app.leads(&first).await.into_iter().find(|l| l["contact"]["email"] == format!("lead0@{domain}")).unwrap();
+    let message_id = bounced["sent_messages"][0]["message_id"].as_str().unwrap().to_string();
+    feedback.handle(&ses_hard_bounce(&message_id, &format!("lead0@{domain}"))).await.unwrap();
+    let health = app.get("/api/v1/mailboxes").await.body;
+    let record = &health["sending"][0]["since_resume"];
+    assert_eq!((record["sent"].as_u64(), record["hard_bounced"].as_u64()), (Some(20), Some(1)), "{health}");
+    let reason = record["paused"]["reason"].as_str().expect("the mailbox paused");
+    assert!(reason.contains(dana) && reason.contains("hard bounces reached 5.0 % of 20"), "{reason}");
+    assert_eq!(app.execution(&first).await["state"], "paused", "the execution judged on its own sends too");
+
+    // Another agent sending from the same mailbox sends nothing: its execution pauses, saying why.
+    let second_agent = app.create_agent(&agent_sending_from(&[dana], json!({}))).await;
+    let other_domain = test_domain();
+    let second = app.start_csv(&second_agent, &leads_csv(&other_domain, &["x", "y"])).await;
+    app.drain().await;
+    let execution = app.execution(&second).await;
+    assert_eq!(execution["state"], "paused", "{execution}");
+    assert!(execution["pause_reason"].as_str().unwrap().contains("paused by itself"), "{execution}");
+    assert!(smtp.accepted_for(&other_domain).is_empty());
+
+    let resumed = app.post_empty(&format!("/api/v1/mailboxes/{dana}/resume")).await;
+    assert_eq!(resumed.status, axum::http::StatusCode::OK, "{}", resumed.body);
+    assert!(resumed.body["since_resume"]["paused"].is_null() && resumed.body["since_resume"]["sent"] == 0, "{}", resumed.body);
+    assert_eq!(app.post_empty("/api/v1/mailboxes/nobody@northwind.example/resume").await.status, axum::http::StatusCode::NOT_FOUND);
+    app.post_empty(&format!("/api/v1/executions/{second}/resume")).await;
+    app.drain().await;
+    assert_eq!(smtp.accepted_for(&other_domain).len(), 2, "sent after both resumes");
+}

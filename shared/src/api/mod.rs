@@ -102,6 +102,7 @@ pub fn router(services: ApiServices) -> Router {
         .route("/leads/{lead_id}/resolve", post(leads::resolve))
         .route("/stats/overview", get(stats::overview))
         .route("/mailboxes", get(stats::mailboxes))
+        .route("/mailboxes/{address}/resume", post(stats::resume_mailbox))
         .route("/suppressions", get(suppressions::list).post(suppressions::add))
         .route("/suppressions/{entry}", axum::routing::delete(suppressions::remove))
         .route("/api-keys", get(api_keys::list).post(api_keys::create))

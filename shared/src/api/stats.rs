@@ -3,12 +3,12 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use serde::Serialize;
 
 use super::AppState;
 use super::problem::Problem;
-use crate::domain::{AgentId, ExecutionCounters};
+use crate::domain::{AgentId, ExecutionCounters, MarkerChange, Transition};
 use crate::ports::PageRequest;
 
 #[derive(Debug, Default, Serialize)]
@@ -117,6 +117,8 @@ pub struct SendingHealth {
     /// The sending domain's SPF and DMARC records and what is wrong with them, or why they could
     /// not be looked up.
     pub dns: serde_json::Value,
+    /// Emails, hard bounces and complaints since the mailbox was last resumed, and its pause.
+    pub since_resume: crate::domain::pacing::MailboxStanding,
 }
 
 /// The reply poller's position and health in each mailbox folder it reads (`items`), and each
@@ -127,26 +129,53 @@ pub async fn mailboxes(State(app): State<AppState>) -> Result<Json<serde_json::V
     let now = app.services.clock.now();
     let mut sending = Vec::new();
     for pace in app.services.sending_mailboxes.all() {
-        let day = pace.time_zone.day_of(now);
-        let usage = store.meter_usage(&crate::domain::pacing::mailbox_meter(&pace.address), day).await?;
-        let dns = match app.services.mail_domains.sending_records(pace.address.domain()).await {
-            Ok(records) => serde_json::to_value(records).unwrap_or_default(),
-            Err(why) => serde_json::json!({"domain": pace.address.domain(), "error": why}),
-        };
-        sending.push(SendingHealth {
-            address: pace.address.to_string(),
-            display_name: pace.display_name.clone(),
-            time_zone: pace.time_zone.to_string(),
-            day,
-            daily_cap: pace.daily_cap,
-            sent_today: usage.sent,
-            room_left: pace.daily_cap.saturating_sub(usage.sent),
-            min_gap_seconds: pace.min_gap.num_seconds(),
-            last_sent_at: usage.last_sent_at,
-            next_send_at: usage.next_send_at.filter(|at| *at > now),
-            dns,
-        });
+        sending.push(sending_health(&app, pace, now).await?);
     }
     sending.sort_by(|a, b| a.address.cmp(&b.address));
     Ok(Json(serde_json::json!({ "items": cursors, "sending": sending })))
+}
+
+/// `POST /api/v1/mailboxes/{address}/resume`: lifts a mailbox's automatic pause and starts its
+/// record again. Executions it paused are resumed on their own.
+pub async fn resume_mailbox(State(app): State<AppState>, Path(address): Path<String>) -> Result<Json<SendingHealth>, Problem> {
+    let address = crate::domain::EmailAddress::parse(&address).map_err(|e| Problem::invalid_field("address", e.to_string()))?;
+    let Some(pace) = app.services.sending_mailboxes.get(&address) else {
+        return Err(Problem::not_found(format!("{address} is not a configured sending mailbox")));
+    };
+    let meter = crate::domain::pacing::mailbox_meter(&pace.address);
+    app.services.store.commit(&Transition::markers(vec![MarkerChange::ResumeMailbox { meter }])).await?;
+    tracing::info!(mailbox = %pace.address, "a person resumed the mailbox");
+    Ok(Json(sending_health(&app, pace, app.services.clock.now()).await?))
+}
+
+async fn sending_health(
+    app: &AppState,
+    pace: &crate::domain::MailboxPace,
+    now: crate::domain::Timestamp,
+) -> Result<SendingHealth, Problem> {
+    let store = &app.services.store;
+    let day = pace.time_zone.day_of(now);
+    let meter = crate::domain::pacing::mailbox_meter(&pace.address);
+    let usage = store.meter_usage(&meter, day).await?;
+    let lookup = app.services.mail_domains.sending_records(pace.address.domain());
+    let dns = match tokio::time::timeout(std::time::Duration::from_secs(4), lookup).await {
+        Ok(Ok(records)) => serde_json::to_value(records).unwrap_or_default(),
+        Ok(Err(why)) => serde_json::json!({"domain": pace.address.domain(), "error": why}),
+        Err(_) => serde_json::json!({"domain": pace.address.domain(), "error": "the DNS lookup took longer than 4 s"}),
+    };
+    let since_resume = store.mailbox_standing(&meter).await?;
+    Ok(SendingHealth {
+        address: pace.address.to_string(),
+        display_name: pace.display_name.clone(),
+        time_zone: pace.time_zone.to_string(),
+        day,
+        daily_cap: pace.daily_cap,
+        sent_today: usage.sent,
+        room_left: pace.daily_cap.saturating_sub(usage.sent),
+        min_gap_seconds: pace.min_gap.num_seconds(),
+        last_sent_at: usage.last_sent_at,
+        next_send_at: usage.next_send_at.filter(|at| *at > now),
+        dns,
+        since_resume,
+    })
 }

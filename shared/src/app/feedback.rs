@@ -4,7 +4,7 @@
 //! execution. SNS's id of the notification is kept on the lead, so a redelivery changes nothing.
 
 use super::StepPorts;
-use super::replies::{InboundActions, Processed};
+use super::replies::{InboundActions, Matching, Processed};
 use crate::inbound;
 
 /// Where events read from the queue say they came from, on the lead and in the log.
@@ -42,7 +42,7 @@ impl FeedbackConsumer {
         let Some((mail, key)) = inbound::read_ses_event(body) else {
             return Err(FeedbackError::Unreadable(body.chars().take(200).collect()));
         };
-        match self.actions.act(&mail, key, SOURCE).await {
+        match self.actions.act(&mail, key, SOURCE, Matching::ByIdsOnly).await {
             Ok(Processed::Matched) => Ok(FeedbackOutcome::Applied),
             Ok(Processed::Duplicate | Processed::Own) => Ok(FeedbackOutcome::AlreadyApplied),
             Ok(Processed::Unmatched) => Ok(FeedbackOutcome::Unmatched),

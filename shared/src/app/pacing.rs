@@ -99,8 +99,13 @@ pub(crate) async fn plan_send(
         return Ok(SendPlan::Send { mailbox: None, slots });
     }
     let mut standings = Vec::new();
+    let mut paused = Vec::new();
     for address in &candidates {
         let Some(pace) = mailboxes.get(address) else { continue };
+        if let Some(pause) = store.mailbox_standing(&mailbox_meter(&pace.address)).await?.paused {
+            paused.push(pause.reason);
+            continue;
+        }
         let day = pace.time_zone.day_of(now);
         let usage = store.meter_usage(&mailbox_meter(&pace.address), day).await?;
         standings.push(Standing {
@@ -110,6 +115,12 @@ pub(crate) async fn plan_send(
             next_send_at: usage.next_send_at,
             last_sent_at: usage.last_sent_at,
         });
+    }
+    if standings.is_empty() && !paused.is_empty() {
+        return Ok(SendPlan::Misconfigured(format!(
+            "every mailbox this lead may be sent from paused by itself ({}); resume it with POST /api/v1/mailboxes/{{address}}/resume",
+            paused.join("; ")
+        )));
     }
     if standings.is_empty() {
         let names: Vec<String> = candidates.iter().map(|a| a.to_string()).collect();

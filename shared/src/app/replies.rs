@@ -12,7 +12,7 @@ use chrono::Days;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::sending_health::pause_if_unhealthy;
+use super::sending_health::{pause_if_unhealthy, pause_mailbox_if_unhealthy};
 use super::{RetryableStepError, StepPorts, deciding};
 use crate::domain::{EmailAddress, InboundEffect, InboundRecord, Lead, LeadEvent, LeadStateKind, MailboxCursor, SequenceEnd};
 use crate::inbound::{self, BounceReport, InboundMail, MailClass};
@@ -63,6 +63,17 @@ pub struct ReplyProcessor {
 /// it under its key (so a second reading changes nothing), and acted on.
 pub(crate) struct InboundActions {
     ports: StepPorts,
+}
+
+/// How a message finds its lead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Matching {
+    /// By the Message-IDs it refers to, then by the address it is about (mail read from a
+    /// mailbox: a bounce may quote nothing of ours).
+    ByIdsThenAddress,
+    /// By the Message-IDs only (SES events name the email exactly; a configuration set may also
+    /// carry another system's mail to the same address).
+    ByIdsOnly,
 }
 
 pub(crate) enum Processed {
@@ -192,7 +203,7 @@ impl ReplyProcessor {
             return Ok(Processed::Own);
         }
         let message_key = mail.message_id.clone().unwrap_or_else(|| format!("sha256:{:x}", Sha256::digest(&message.raw)));
-        self.actions.act(&mail, message_key, &message.folder).await
+        self.actions.act(&mail, message_key, &message.folder, Matching::ByIdsThenAddress).await
     }
 }
 
@@ -203,8 +214,14 @@ impl InboundActions {
 
     /// Matches `mail` to its lead and applies it once; `source` says where it was read (a
     /// mailbox folder, the SES feedback queue).
-    pub(crate) async fn act(&self, mail: &InboundMail, message_key: String, source: &str) -> Result<Processed, RetryableStepError> {
-        let Some(lead) = self.match_lead(mail).await? else {
+    pub(crate) async fn act(
+        &self,
+        mail: &InboundMail,
+        message_key: String,
+        source: &str,
+        matching: Matching,
+    ) -> Result<Processed, RetryableStepError> {
+        let Some(lead) = self.match_lead(mail, matching).await? else {
             tracing::info!(%source, class = mail.class.name(), "no lead matches this message");
             return Ok(Processed::Unmatched);
         };
@@ -250,8 +267,13 @@ impl InboundActions {
         })
         .await?;
         let hurts_reputation = matches!(effect, InboundEffect::Ends(SequenceEnd::HardBounce | SequenceEnd::Complaint));
-        if matches!(processed, Processed::Matched) && hurts_reputation {
+        // Checked again for a duplicate too: a check that failed after the event was recorded
+        // is retried with the event's redelivery.
+        if matches!(processed, Processed::Matched | Processed::Duplicate) && hurts_reputation {
             pause_if_unhealthy(&self.ports, execution_id, agent_id).await?;
+            if let Some(mailbox) = lead.thread_mailbox() {
+                pause_mailbox_if_unhealthy(&self.ports, mailbox, agent_id).await?;
+            }
         }
         Ok(processed)
     }
@@ -269,11 +291,14 @@ impl InboundActions {
 
     /// By the Message-IDs it refers to first, then by the address it is about among the leads we
     /// emailed, preferring one whose sequence is still running.
-    async fn match_lead(&self, mail: &InboundMail) -> Result<Option<Lead>, RetryableStepError> {
+    async fn match_lead(&self, mail: &InboundMail, matching: Matching) -> Result<Option<Lead>, RetryableStepError> {
         for id in &mail.referenced_ids {
             if let Some(lead) = self.ports.store.find_lead_by_message_id(id).await? {
                 return Ok(Some(lead));
             }
+        }
+        if matching == Matching::ByIdsOnly {
+            return Ok(None);
         }
         let address = mail.class.subject_address().map(str::to_string).or_else(|| mail.from.clone());
         let Some(address) = address.and_then(|a| EmailAddress::parse(&a).ok()) else { return Ok(None) };

@@ -1,9 +1,42 @@
-//! After a hard bounce or a complaint is recorded, the execution pauses by itself once its
-//! rates reach the agent's limits (`AutoPause`); only an explicit resume continues it.
+//! After a hard bounce or a complaint is recorded, the execution and the mailbox that sent the
+//! email pause by themselves once their rates reach the agent's limits (`AutoPause`); only an
+//! explicit resume continues them.
 
 use super::{Committed, RetryableStepError, StepPorts};
-use crate::domain::{AgentId, ExecutionId, ExecutionState};
+use crate::domain::pacing::{MailboxPause, mailbox_meter};
+use crate::domain::{AgentId, EmailAddress, ExecutionCounters, ExecutionId, ExecutionState, MarkerChange, Transition};
 use crate::ports::StoreError;
+
+/// Pauses `mailbox` if its record since its last resume reached `agent_id`'s limits. Says
+/// whether it paused it now.
+pub(crate) async fn pause_mailbox_if_unhealthy(
+    ports: &StepPorts,
+    mailbox: &EmailAddress,
+    agent_id: AgentId,
+) -> Result<bool, RetryableStepError> {
+    let limits = match ports.store.get_agent(agent_id).await {
+        Ok(agent) => agent.auto_pause,
+        Err(StoreError::NotFound) => Default::default(),
+        Err(e) => return Err(e.into()),
+    };
+    let meter = mailbox_meter(mailbox);
+    let standing = ports.store.mailbox_standing(&meter).await?;
+    if standing.paused.is_some() {
+        return Ok(false);
+    }
+    let record =
+        ExecutionCounters { sent: standing.sent, bounced: standing.hard_bounced, complained: standing.complained, ..Default::default() };
+    let Some(breach) = limits.breach(&record) else { return Ok(false) };
+    let reason = format!("{mailbox}: {breach}");
+    let pause = MailboxPause { reason: reason.clone(), at: ports.clock.now() };
+    match ports.commit(&Transition::markers(vec![MarkerChange::PauseMailbox { meter, pause }])).await {
+        Ok(()) | Err(Committed::NotEnqueued(_)) => {
+            tracing::warn!(%mailbox, %reason, "the mailbox paused by itself");
+            Ok(true)
+        }
+        Err(Committed::Refused(e)) => Err(e.into()),
+    }
+}
 
 /// Pauses the execution if its bounces or complaints reached the agent's limits. Says whether
 /// it paused it now.

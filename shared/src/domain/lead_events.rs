@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::reply::InboundEffect;
+use super::reply::{InboundEffect, SequenceEnd};
 use super::transition::{
     ContactMarker, LeadChange, MAX_REDRIVES, MAX_SEND_RETRIES, MarkerChange, SEND_CLAIM_TIMEOUT, STEP_BUDGET, Transition,
 };
@@ -396,6 +396,14 @@ impl Lead {
     /// An email that left: recorded, counted, indexed for replies, and the next step scheduled.
     fn record_send(&self, next: &mut Lead, effects: &mut Effects, sent: SentMessage, next_step_due_at: Option<Timestamp>) {
         next.send_retries = 0;
+        if let Some(mailbox) = &sent.mailbox {
+            effects.markers.push(MarkerChange::CountMailbox {
+                meter: super::pacing::mailbox_meter(mailbox),
+                sent: 1,
+                hard_bounced: 0,
+                complained: 0,
+            });
+        }
         next.state = if next_step_due_at.is_some() { LeadState::Sent } else { LeadState::Completed };
         next.next_step_due_at = next_step_due_at;
         effects.counters.sent = 1;
@@ -433,6 +441,12 @@ impl Lead {
             if let Some(ended) = end.ended_state(self.state.kind()) {
                 next.state = ended;
                 effects.counters = end.counters();
+                // The mailbox that sent the thread answers for it too.
+                if let Some(mailbox) = self.thread_mailbox().filter(|_| matches!(end, SequenceEnd::HardBounce | SequenceEnd::Complaint)) {
+                    let (hard_bounced, complained) = if end == SequenceEnd::HardBounce { (1, 0) } else { (0, 1) };
+                    let meter = super::pacing::mailbox_meter(mailbox);
+                    effects.markers.push(MarkerChange::CountMailbox { meter, sent: 0, hard_bounced, complained });
+                }
                 event = format!("lead.{}", next.state.kind());
                 message = format!("{} → {}", self.contact.email, next.state.kind());
             }

@@ -185,6 +185,24 @@ pub struct MeterUsage {
     pub last_sent_at: Option<Timestamp>,
 }
 
+/// A mailbox's record since it was last resumed, which its automatic pause judges, and the pause
+/// itself. A mailbox is shared by agents; a bad list of one agent hurts every agent sending from it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MailboxStanding {
+    pub sent: u64,
+    pub hard_bounced: u64,
+    pub complained: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused: Option<MailboxPause>,
+}
+
+/// Why a mailbox stopped sending by itself; only an explicit resume lifts it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxPause {
+    pub reason: String,
+    pub at: Timestamp,
+}
+
 /// The meter a mailbox's sends are counted on.
 pub fn mailbox_meter(address: &EmailAddress) -> String {
     format!("mailbox:{}", address.dedupe_key())

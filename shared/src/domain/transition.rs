@@ -9,6 +9,7 @@
 
 use chrono::Duration;
 
+use super::pacing::MailboxPause;
 use super::{
     AgentId, Dispatch, Execution, ExecutionCounters, ExecutionId, ExecutionLogEntry, Lead, LeadId, LeadStateKind, SendingSlot, SlotRef,
     Suppression,
@@ -85,6 +86,13 @@ pub enum MarkerChange {
     TakeSlot(SendingSlot),
     /// A released claim gives its slot back.
     ReturnSlot(SlotRef),
+    /// Adds to a mailbox's record since its last resume (an email it sent, a hard bounce or a
+    /// complaint about one).
+    CountMailbox { meter: String, sent: u64, hard_bounced: u64, complained: u64 },
+    /// The mailbox stops sending; the first reason is kept.
+    PauseMailbox { meter: String, pause: MailboxPause },
+    /// A person resumed the mailbox: the pause is lifted and its record starts again.
+    ResumeMailbox { meter: String },
 }
 
 /// One complete change of state. Build it with the domain (`Lead::advanced`,

@@ -311,4 +311,16 @@ Message-ID: <lead.step0@northwind.example>\r\n\r\nHi\r\n";
         assert_eq!(report.status.as_deref(), Some("5.0.0"));
         assert!(mail.referenced_ids.contains(&"lead.step0@northwind.example".to_string()));
     }
+
+    #[test]
+    fn an_ses_event_names_the_regional_message_id_recipients_saw() {
+        let event = serde_json::json!({"eventType": "Complaint", "mail": {"messageId": "0102abc", "destination": ["ada@initech.example"]},
+            "complaint": {"complainedRecipients": [{"emailAddress": "ada@initech.example"}]}});
+        let body = serde_json::json!({"Type": "Notification", "MessageId": "n1", "TopicArn": "arn:aws:sns:eu-west-1:123456789012:t",
+            "Message": event.to_string()});
+        let (mail, key) = read_ses_event(&body.to_string()).unwrap();
+        assert_eq!(key, "sns:n1");
+        assert!(mail.referenced_ids.contains(&"0102abc@eu-west-1.amazonses.com".to_string()), "{:?}", mail.referenced_ids);
+        assert!(matches!(mail.class, MailClass::Complaint { .. }));
+    }
 }

@@ -15,6 +15,8 @@ struct Envelope {
     /// SNS's id of the notification; a redelivery of the same notification carries it again.
     #[serde(rename = "MessageId", default)]
     message_id: Option<String>,
+    #[serde(rename = "TopicArn", default)]
+    topic_arn: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -102,7 +104,16 @@ pub fn read_queued(body: &str) -> Option<(SesNotice, String)> {
     let envelope: Envelope = serde_json::from_str(body.trim()).ok()?;
     let key = format!("sns:{}", envelope.message_id?);
     let notification: Notification = serde_json::from_str(&envelope.message).ok()?;
-    Some((notice_of(notification)?, key))
+    let ses_id = notification.mail.as_ref().map(|m| m.message_id.clone());
+    let mut notice = notice_of(notification)?;
+    // Outside us-east-1 SES's Message-IDs carry the region, which the topic's ARN names.
+    if let (Some(id), Some(region)) = (ses_id, envelope.topic_arn.as_deref().and_then(|arn| arn.split(':').nth(3))) {
+        let regional = format!("{id}@{}", crate::adapters::aws::ses::ses_message_id_domain(region));
+        if !notice.message_ids.contains(&regional) {
+            notice.message_ids.push(regional);
+        }
+    }
+    Some((notice, key))
 }
 
 pub fn read(body: &str) -> Option<SesNotice> {

@@ -196,6 +196,8 @@ pub trait MailboxCursorStore: Send + Sync {
 pub trait SendingMeters: Send + Sync {
     /// Sends counted on `meter` on `day` (its local day), and its gap.
     async fn meter_usage(&self, meter: &str, day: chrono::NaiveDate) -> Result<MeterUsage, StoreError>;
+    /// A mailbox meter's record since its last resume, and its pause.
+    async fn mailbox_standing(&self, meter: &str) -> Result<crate::domain::pacing::MailboxStanding, StoreError>;
 }
 
 /// Whether the store can be written right now, for the health check.

@@ -102,21 +102,24 @@ impl SesMailer {
         }
     }
 
-    /// This process's pace, from the account's maximum send rate (read once). Without an
-    /// answer there is none, and SES's throttling makes leads wait instead.
+    /// This process's pace, from the account's maximum send rate (read once it is answered, in at
+    /// most two seconds a try). Without an answer this send goes unpaced, SES's throttling makes
+    /// leads wait instead, and the next send asks again.
     pub async fn pace(&self) -> Option<&SendPace> {
-        self.pace
-            .get_or_init(|| async {
-                match self.client.get_send_quota().send().await {
-                    Ok(quota) => SendPace::new(quota.max_send_rate, self.concurrency),
-                    Err(error) => {
-                        tracing::warn!(error = %aws_sdk_ses::error::DisplayErrorContext(&error), "the SES send rate could not be read");
-                        None
-                    }
+        let read = self.pace.get_or_try_init(|| async {
+            match tokio::time::timeout(Duration::from_secs(2), self.client.get_send_quota().send()).await {
+                Ok(Ok(quota)) => Ok(SendPace::new(quota.max_send_rate, self.concurrency)),
+                Ok(Err(error)) => {
+                    tracing::warn!(error = %aws_sdk_ses::error::DisplayErrorContext(&error), "the SES send rate could not be read");
+                    Err(())
                 }
-            })
-            .await
-            .as_ref()
+                Err(_) => {
+                    tracing::warn!("the SES send rate could not be read in time");
+                    Err(())
+                }
+            }
+        });
+        read.await.ok().and_then(Option::as_ref)
     }
 }
 

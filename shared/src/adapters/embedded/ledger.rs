@@ -135,6 +135,26 @@ fn apply_marker(tx: &rusqlite::Transaction<'_>, change: &MarkerChange) -> Result
             )?;
             Ok(())
         }
+        MarkerChange::CountMailbox { meter, sent, hard_bounced, complained } => {
+            tx.execute(
+                "INSERT INTO mailbox_health (meter, sent, hard_bounced, complained) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (meter) DO UPDATE SET sent = sent + excluded.sent, hard_bounced = hard_bounced + excluded.hard_bounced,
+                     complained = complained + excluded.complained",
+                params![meter, *sent as i64, *hard_bounced as i64, *complained as i64],
+            )?;
+            Ok(())
+        }
+        MarkerChange::PauseMailbox { meter, pause } => {
+            tx.execute(
+                "INSERT INTO mailbox_health (meter, pause) VALUES (?1, ?2) ON CONFLICT (meter) DO UPDATE SET pause = coalesce(pause, excluded.pause)",
+                params![meter, serde_json::to_string(pause)?],
+            )?;
+            Ok(())
+        }
+        MarkerChange::ResumeMailbox { meter } => {
+            tx.execute("UPDATE mailbox_health SET sent = 0, hard_bounced = 0, complained = 0, pause = NULL WHERE meter = ?1", [meter])?;
+            Ok(())
+        }
         MarkerChange::Suppress(suppression) => {
             tx.execute(
                 "INSERT OR IGNORE INTO suppressions (entry, body) VALUES (?1, ?2)",

@@ -208,6 +208,27 @@ impl SendingMeters for EmbeddedStore {
             })
             .await
     }
+
+    async fn mailbox_standing(&self, meter: &str) -> Result<crate::domain::pacing::MailboxStanding, StoreError> {
+        let meter = meter.to_string();
+        let row: Option<(i64, i64, i64, Option<String>)> = self
+            .db
+            .call(move |conn| {
+                Ok(conn
+                    .query_row("SELECT sent, hard_bounced, complained, pause FROM mailbox_health WHERE meter = ?1", [meter], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                    })
+                    .optional()?)
+            })
+            .await?;
+        let Some((sent, hard_bounced, complained, pause)) = row else { return Ok(Default::default()) };
+        Ok(crate::domain::pacing::MailboxStanding {
+            sent: sent.max(0) as u64,
+            hard_bounced: hard_bounced.max(0) as u64,
+            complained: complained.max(0) as u64,
+            paused: pause.map(|p| serde_json::from_str(&p)).transpose()?,
+        })
+    }
 }
 
 #[async_trait]

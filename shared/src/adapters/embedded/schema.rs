@@ -3,7 +3,7 @@
 
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -41,13 +41,15 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if version < 4 {
         migrate_to_ledger(conn)?;
     }
-    // Version 5: pacing. Sends counted per meter (a mailbox, an agent) and local day, and each
-    // meter's gap.
+    // Versions 5 and 6: pacing. Sends counted per meter (a mailbox, an agent) and local day, each
+    // meter's gap, and each mailbox's record since its last resume with its pause.
     conn.execute_batch(
         "BEGIN;
         CREATE TABLE IF NOT EXISTS meter_days (meter TEXT NOT NULL, day TEXT NOT NULL, sent INTEGER NOT NULL, PRIMARY KEY (meter, day));
         CREATE TABLE IF NOT EXISTS meter_gaps (meter TEXT PRIMARY KEY, next_send_at INTEGER NOT NULL, last_sent_at INTEGER NOT NULL);
-        PRAGMA user_version = 5;
+        CREATE TABLE IF NOT EXISTS mailbox_health (meter TEXT PRIMARY KEY, sent INTEGER NOT NULL DEFAULT 0,
+            hard_bounced INTEGER NOT NULL DEFAULT 0, complained INTEGER NOT NULL DEFAULT 0, pause TEXT);
+        PRAGMA user_version = 6;
         COMMIT;",
     )
 }

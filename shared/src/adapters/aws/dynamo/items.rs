@@ -119,6 +119,11 @@ pub fn meter_gap_key(meter: &str) -> Item {
     key(format!("METER#{meter}"), "GAP")
 }
 
+/// A mailbox's record since its last resume, and its pause.
+pub fn mailbox_health_key(meter: &str) -> Item {
+    key(format!("METER#{meter}"), "HEALTH")
+}
+
 pub fn health_key() -> Item {
     key("HEALTH", "PROBE")
 }

@@ -124,6 +124,36 @@ impl Writes<'_> {
                 self.push(TransactWriteItem::builder().update(update.build().map_err(corrupt)?).build(), Guard::None);
                 Ok(())
             }
+            MarkerChange::CountMailbox { meter, sent, hard_bounced, complained } => {
+                let update = Update::builder()
+                    .table_name(self.table)
+                    .set_key(Some(mailbox_health_key(meter)))
+                    .update_expression("ADD sent :sent, hard_bounced :bounced, complained :complained")
+                    .expression_attribute_values(":sent", n(*sent))
+                    .expression_attribute_values(":bounced", n(*hard_bounced))
+                    .expression_attribute_values(":complained", n(*complained));
+                self.push(TransactWriteItem::builder().update(update.build().map_err(corrupt)?).build(), Guard::None);
+                Ok(())
+            }
+            MarkerChange::PauseMailbox { meter, pause } => {
+                let data = serde_dynamo::to_attribute_value(pause).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let update = Update::builder()
+                    .table_name(self.table)
+                    .set_key(Some(mailbox_health_key(meter)))
+                    .update_expression("SET pause = if_not_exists(pause, :pause)")
+                    .expression_attribute_values(":pause", data);
+                self.push(TransactWriteItem::builder().update(update.build().map_err(corrupt)?).build(), Guard::None);
+                Ok(())
+            }
+            MarkerChange::ResumeMailbox { meter } => {
+                let update = Update::builder()
+                    .table_name(self.table)
+                    .set_key(Some(mailbox_health_key(meter)))
+                    .update_expression("SET sent = :zero, hard_bounced = :zero, complained = :zero REMOVE pause")
+                    .expression_attribute_values(":zero", n(0));
+                self.push(TransactWriteItem::builder().update(update.build().map_err(corrupt)?).build(), Guard::None);
+                Ok(())
+            }
             MarkerChange::Suppress(suppression) => {
                 // The first reason an address was suppressed is the one kept; the list index is
                 // set either way.

@@ -126,6 +126,21 @@ impl SendingMeters for DynamoStore {
             last_sent_at: at(&gap_item, "last_sent_at"),
         })
     }
+
+    async fn mailbox_standing(&self, meter: &str) -> Result<crate::domain::pacing::MailboxStanding, StoreError> {
+        let Some(item) = self.get(mailbox_health_key(meter)).await? else { return Ok(Default::default()) };
+        let count = |name: &str| signed_number_of(&item, name).max(0) as u64;
+        Ok(crate::domain::pacing::MailboxStanding {
+            sent: count("sent"),
+            hard_bounced: count("hard_bounced"),
+            complained: count("complained"),
+            paused: item
+                .get("pause")
+                .map(|v| serde_dynamo::from_attribute_value(v.clone()))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        })
+    }
 }
 
 #[async_trait]
