@@ -4,8 +4,18 @@
 
 use super::{Committed, RetryableStepError, StepPorts};
 use crate::domain::pacing::{MailboxPause, mailbox_meter};
+use crate::domain::sending_health::AutoPause;
 use crate::domain::{AgentId, EmailAddress, ExecutionCounters, ExecutionId, ExecutionState, MarkerChange, Transition};
 use crate::ports::StoreError;
+
+/// The agent's limits; a deleted agent's are the defaults.
+async fn limits_of(ports: &StepPorts, agent_id: AgentId) -> Result<AutoPause, RetryableStepError> {
+    match ports.store.get_agent(agent_id).await {
+        Ok(agent) => Ok(agent.auto_pause),
+        Err(StoreError::NotFound) => Ok(AutoPause::default()),
+        Err(e) => Err(e.into()),
+    }
+}
 
 /// Pauses `mailbox` if its record since its last resume reached `agent_id`'s limits. Says
 /// whether it paused it now.
@@ -14,11 +24,7 @@ pub(crate) async fn pause_mailbox_if_unhealthy(
     mailbox: &EmailAddress,
     agent_id: AgentId,
 ) -> Result<bool, RetryableStepError> {
-    let limits = match ports.store.get_agent(agent_id).await {
-        Ok(agent) => agent.auto_pause,
-        Err(StoreError::NotFound) => Default::default(),
-        Err(e) => return Err(e.into()),
-    };
+    let limits = limits_of(ports, agent_id).await?;
     let meter = mailbox_meter(mailbox);
     let standing = ports.store.mailbox_standing(&meter).await?;
     if standing.paused.is_some() {
@@ -45,12 +51,7 @@ pub(crate) async fn pause_if_unhealthy(
     execution_id: ExecutionId,
     agent_id: AgentId,
 ) -> Result<bool, RetryableStepError> {
-    let limits = match ports.store.get_agent(agent_id).await {
-        Ok(agent) => agent.auto_pause,
-        // A deleted agent's limits are the defaults.
-        Err(StoreError::NotFound) => Default::default(),
-        Err(e) => return Err(e.into()),
-    };
+    let limits = limits_of(ports, agent_id).await?;
     for _ in 0..5 {
         let counters = ports.store.execution_progress(execution_id).await?.counters;
         let Some(reason) = limits.breach(&counters) else { return Ok(false) };
