@@ -233,6 +233,8 @@ async fn each_smtp_answer_decides_the_lead_and_nothing_is_sent_twice() {
     assert_eq!(smtp.accepted_for(&domain).len(), 1);
     let health = app.get("/api/v1/mailboxes").await.body;
     assert_eq!(health["sending"][0]["sent_today"], 3, "the sent and the two parked count; refused and deferred gave theirs back: {health}");
+    let last_error = health["sending"][0]["last_error"]["error"].as_str().expect("the last refusal shows");
+    assert!(["450", "550", "451", "after it was sent"].iter().any(|code| last_error.contains(code)), "{last_error}");
 
     // Deliveries again, the sweep, time passing: the parked leads are never sent on a guess.
     app.clock.advance(Duration::hours(1));

@@ -119,6 +119,8 @@ pub struct SendingHealth {
     pub dns: serde_json::Value,
     /// Emails, hard bounces and complaints since the mailbox was last resumed, and its pause.
     pub since_resume: crate::domain::pacing::MailboxStanding,
+    /// The last answer of its provider that was not an acceptance.
+    pub last_error: Option<crate::domain::pacing::MailboxError>,
 }
 
 /// The reply poller's position and health in each mailbox folder it reads (`items`), and each
@@ -176,6 +178,7 @@ async fn sending_health(
         last_sent_at: usage.last_sent_at,
         next_send_at: usage.next_send_at.filter(|at| *at > now),
         dns,
+        last_error: since_resume.last_error.clone(),
         since_resume,
     })
 }

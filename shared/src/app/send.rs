@@ -22,6 +22,7 @@ use super::draft::fail;
 use super::pacing::{Chance, SendPlan, SendingMailboxes, plan_send};
 use super::{Committed, Interrupted, RetryableStepError, StepOutcome, StepPorts, StepResult, deciding};
 use crate::domain::outreach_email::{self, OutreachEmail, UnsubscribeLinks};
+use crate::domain::pacing::{MailboxError, mailbox_meter};
 use crate::domain::transition::{SEND_CLAIM_TIMEOUT, send_retry_delay};
 use crate::domain::unsubscribe::UnsubscribeSigner;
 use crate::domain::{
@@ -218,6 +219,12 @@ impl SendStep {
                         transition = transition.and(pause);
                     }
                 }
+                // A mailbox's health shows the last answer that was not an acceptance.
+                if let (Some(why), Some(mailbox)) = (settlement.failure(), lead.state.claim().and_then(|c| c.mailbox.as_ref())) {
+                    let error = MailboxError { error: why.chars().take(500).collect(), at: now };
+                    transition =
+                        transition.and(Transition::markers(vec![MarkerChange::NoteMailboxError { meter: mailbox_meter(mailbox), error }]));
+                }
                 ports.commit(&transition).await?;
                 Ok(true)
             };
@@ -254,6 +261,14 @@ impl Settlement {
             Self::Hold(why) => LeadEvent::SendReleased { claim_id, why: why.clone(), hold: true, retry_at: None, counted: false },
             Self::Refuse(why) => LeadEvent::SendRefused { claim_id, why: why.clone() },
             Self::Park(why) => LeadEvent::Park(why.clone()),
+        }
+    }
+
+    /// What the provider answered, unless it accepted the email.
+    fn failure(&self) -> Option<&str> {
+        match self {
+            Self::Confirm(_) => None,
+            Self::Release { why, .. } | Self::Hold(why) | Self::Refuse(why) | Self::Park(why) => Some(why),
         }
     }
 

@@ -194,6 +194,16 @@ pub struct MailboxStanding {
     pub complained: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub paused: Option<MailboxPause>,
+    /// The last answer of its provider that was not an acceptance (kept across resumes).
+    #[serde(skip)]
+    pub last_error: Option<MailboxError>,
+}
+
+/// A provider's answer that was not an acceptance, and when it came.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxError {
+    pub error: String,
+    pub at: Timestamp,
 }
 
 /// Why a mailbox stopped sending by itself; only an explicit resume lifts it.

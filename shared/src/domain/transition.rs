@@ -9,7 +9,7 @@
 
 use chrono::Duration;
 
-use super::pacing::MailboxPause;
+use super::pacing::{MailboxError, MailboxPause};
 use super::{
     AgentId, Dispatch, Execution, ExecutionCounters, ExecutionId, ExecutionLogEntry, Lead, LeadId, LeadStateKind, SendingSlot, SlotRef,
     Suppression,
@@ -93,6 +93,8 @@ pub enum MarkerChange {
     PauseMailbox { meter: String, pause: MailboxPause },
     /// A person resumed the mailbox: the pause is lifted and its record starts again.
     ResumeMailbox { meter: String },
+    /// The mailbox's provider answered a send with something other than an acceptance.
+    NoteMailboxError { meter: String, error: MailboxError },
 }
 
 /// One complete change of state. Build it with the domain (`Lead::advanced`,

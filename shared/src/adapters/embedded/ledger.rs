@@ -151,6 +151,13 @@ fn apply_marker(tx: &rusqlite::Transaction<'_>, change: &MarkerChange) -> Result
             )?;
             Ok(())
         }
+        MarkerChange::NoteMailboxError { meter, error } => {
+            tx.execute(
+                "INSERT INTO mailbox_health (meter, last_error) VALUES (?1, ?2) ON CONFLICT (meter) DO UPDATE SET last_error = excluded.last_error",
+                params![meter, serde_json::to_string(error)?],
+            )?;
+            Ok(())
+        }
         MarkerChange::ResumeMailbox { meter } => {
             tx.execute("UPDATE mailbox_health SET sent = 0, hard_bounced = 0, complained = 0, pause = NULL WHERE meter = ?1", [meter])?;
             Ok(())

@@ -211,22 +211,25 @@ impl SendingMeters for EmbeddedStore {
 
     async fn mailbox_standing(&self, meter: &str) -> Result<crate::domain::pacing::MailboxStanding, StoreError> {
         let meter = meter.to_string();
-        let row: Option<(i64, i64, i64, Option<String>)> = self
+        let row: Option<(i64, i64, i64, Option<String>, Option<String>)> = self
             .db
             .call(move |conn| {
                 Ok(conn
-                    .query_row("SELECT sent, hard_bounced, complained, pause FROM mailbox_health WHERE meter = ?1", [meter], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-                    })
+                    .query_row(
+                        "SELECT sent, hard_bounced, complained, pause, last_error FROM mailbox_health WHERE meter = ?1",
+                        [meter],
+                        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
+                    )
                     .optional()?)
             })
             .await?;
-        let Some((sent, hard_bounced, complained, pause)) = row else { return Ok(Default::default()) };
+        let Some((sent, hard_bounced, complained, pause, last_error)) = row else { return Ok(Default::default()) };
         Ok(crate::domain::pacing::MailboxStanding {
             sent: sent.max(0) as u64,
             hard_bounced: hard_bounced.max(0) as u64,
             complained: complained.max(0) as u64,
             paused: pause.map(|p| serde_json::from_str(&p)).transpose()?,
+            last_error: last_error.map(|e| serde_json::from_str(&e)).transpose()?,
         })
     }
 }

@@ -3,7 +3,7 @@
 
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -43,6 +43,19 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     }
     // Versions 5 and 6: pacing. Sends counted per meter (a mailbox, an agent) and local day, each
     // meter's gap, and each mailbox's record since its last resume with its pause.
+    if version < 6 {
+        migrate_to_pacing(conn)?;
+    }
+    // Version 7: each mailbox's last provider answer that was not an acceptance.
+    conn.execute_batch(
+        "BEGIN;
+        ALTER TABLE mailbox_health ADD COLUMN last_error TEXT;
+        PRAGMA user_version = 7;
+        COMMIT;",
+    )
+}
+
+fn migrate_to_pacing(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "BEGIN;
         CREATE TABLE IF NOT EXISTS meter_days (meter TEXT NOT NULL, day TEXT NOT NULL, sent INTEGER NOT NULL, PRIMARY KEY (meter, day));

@@ -145,6 +145,16 @@ impl Writes<'_> {
                 self.push(TransactWriteItem::builder().update(update.build().map_err(corrupt)?).build(), Guard::None);
                 Ok(())
             }
+            MarkerChange::NoteMailboxError { meter, error } => {
+                let data = serde_dynamo::to_attribute_value(error).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let update = Update::builder()
+                    .table_name(self.table)
+                    .set_key(Some(mailbox_health_key(meter)))
+                    .update_expression("SET last_error = :error")
+                    .expression_attribute_values(":error", data);
+                self.push(TransactWriteItem::builder().update(update.build().map_err(corrupt)?).build(), Guard::None);
+                Ok(())
+            }
             MarkerChange::ResumeMailbox { meter } => {
                 let update = Update::builder()
                     .table_name(self.table)

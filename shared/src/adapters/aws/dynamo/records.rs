@@ -139,6 +139,11 @@ impl SendingMeters for DynamoStore {
                 .map(|v| serde_dynamo::from_attribute_value(v.clone()))
                 .transpose()
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            last_error: item
+                .get("last_error")
+                .map(|v| serde_dynamo::from_attribute_value(v.clone()))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         })
     }
 }
