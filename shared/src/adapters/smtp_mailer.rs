@@ -54,6 +54,16 @@ impl From<MailError> for NotReady {
     }
 }
 
+impl From<NotReady> for MailError {
+    /// A refused sign-in is a setting to fix.
+    fn from(not_ready: NotReady) -> Self {
+        match not_ready {
+            NotReady::SignInRefused(why) => MailError::Configuration(why),
+            NotReady::Other(error) => error,
+        }
+    }
+}
+
 /// One mailbox's SMTP submission.
 pub struct SmtpMailer {
     label: String,
@@ -123,16 +133,10 @@ impl SmtpMailer {
     /// once more with a fresh one (a token revoked before it expired); a second refusal is a
     /// setting to fix.
     async fn ready(&self) -> Result<AsyncSmtpConnection, MailError> {
-        match self.connect().await {
-            Ok(connection) => Ok(connection),
-            Err(NotReady::SignInRefused(_)) if matches!(self.credentials, MailboxCredentials::OAuth2(_)) => match self.connect().await {
-                Ok(connection) => Ok(connection),
-                Err(NotReady::SignInRefused(why)) => Err(MailError::Configuration(why)),
-                Err(NotReady::Other(error)) => Err(error),
-            },
-            Err(NotReady::SignInRefused(why)) => Err(MailError::Configuration(why)),
-            Err(NotReady::Other(error)) => Err(error),
-        }
+        let first = self.connect().await;
+        let token_refused = matches!(first, Err(NotReady::SignInRefused(_))) && matches!(self.credentials, MailboxCredentials::OAuth2(_));
+        let ready = if token_refused { self.connect().await } else { first };
+        ready.map_err(MailError::from)
     }
 
     async fn connect(&self) -> Result<AsyncSmtpConnection, NotReady> {

@@ -64,6 +64,11 @@ impl Writes<'_> {
         self.guards.push(guard);
     }
 
+    fn update(&mut self, update: aws_sdk_dynamodb::types::builders::UpdateBuilder, guard: Guard) -> Result<(), StoreError> {
+        self.push(TransactWriteItem::builder().update(update.build().map_err(corrupt)?).build(), guard);
+        Ok(())
+    }
+
     fn put(&mut self, item: Item, condition: Option<(&str, Item)>, guard: Guard) -> Result<(), StoreError> {
         let mut put = Put::builder().table_name(self.table).set_item(Some(item));
         if let Some((expression, values)) = condition {
@@ -121,8 +126,7 @@ impl Writes<'_> {
                     .set_key(Some(meter_day_key(&slot.meter, slot.day)))
                     .update_expression("ADD sent :minus")
                     .expression_attribute_values(":minus", n(-1));
-                self.push(TransactWriteItem::builder().update(update.build().map_err(corrupt)?).build(), Guard::None);
-                Ok(())
+                self.update(update, Guard::None)
             }
             MarkerChange::CountMailbox { meter, sent, hard_bounced, complained } => {
                 let update = Update::builder()
@@ -132,8 +136,7 @@ impl Writes<'_> {
                     .expression_attribute_values(":sent", n(*sent))
                     .expression_attribute_values(":bounced", n(*hard_bounced))
                     .expression_attribute_values(":complained", n(*complained));
-                self.push(TransactWriteItem::builder().update(update.build().map_err(corrupt)?).build(), Guard::None);
-                Ok(())
+                self.update(update, Guard::None)
             }
             MarkerChange::PauseMailbox { meter, pause } => {
                 let data = serde_dynamo::to_attribute_value(pause).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -142,8 +145,7 @@ impl Writes<'_> {
                     .set_key(Some(mailbox_health_key(meter)))
                     .update_expression("SET pause = if_not_exists(pause, :pause)")
                     .expression_attribute_values(":pause", data);
-                self.push(TransactWriteItem::builder().update(update.build().map_err(corrupt)?).build(), Guard::None);
-                Ok(())
+                self.update(update, Guard::None)
             }
             MarkerChange::NoteMailboxError { meter, error } => {
                 let data = serde_dynamo::to_attribute_value(error).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -152,8 +154,7 @@ impl Writes<'_> {
                     .set_key(Some(mailbox_health_key(meter)))
                     .update_expression("SET last_error = :error")
                     .expression_attribute_values(":error", data);
-                self.push(TransactWriteItem::builder().update(update.build().map_err(corrupt)?).build(), Guard::None);
-                Ok(())
+                self.update(update, Guard::None)
             }
             MarkerChange::ResumeMailbox { meter } => {
                 let update = Update::builder()
@@ -161,8 +162,7 @@ impl Writes<'_> {
                     .set_key(Some(mailbox_health_key(meter)))
                     .update_expression("SET sent = :zero, hard_bounced = :zero, complained = :zero REMOVE pause")
                     .expression_attribute_values(":zero", n(0));
-                self.push(TransactWriteItem::builder().update(update.build().map_err(corrupt)?).build(), Guard::None);
-                Ok(())
+                self.update(update, Guard::None)
             }
             MarkerChange::Suppress(suppression) => {
                 // The first reason an address was suppressed is the one kept; the list index is
@@ -180,8 +180,7 @@ impl Writes<'_> {
                     .expression_attribute_values(":zero", n(0))
                     .expression_attribute_values(":list", s(SUPPRESSIONS))
                     .expression_attribute_values(":entry", s(suppression.entry.to_ascii_lowercase()));
-                self.push(TransactWriteItem::builder().update(update.build().map_err(corrupt)?).build(), Guard::None);
-                Ok(())
+                self.update(update, Guard::None)
             }
         }
     }
@@ -196,7 +195,7 @@ impl Writes<'_> {
             .condition_expression("attribute_not_exists(sent) OR sent < :cap")
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":cap", n(slot.cap));
-        self.push(TransactWriteItem::builder().update(count.build().map_err(corrupt)?).build(), Guard::Slot);
+        self.update(count, Guard::Slot)?;
         if let Some(gap) = &slot.gap {
             let pace = Update::builder()
                 .table_name(self.table)
@@ -205,7 +204,7 @@ impl Writes<'_> {
                 .condition_expression("attribute_not_exists(next_send_at) OR next_send_at <= :now")
                 .expression_attribute_values(":next", n(gap.next_send_at.timestamp_millis()))
                 .expression_attribute_values(":now", n(gap.now.timestamp_millis()));
-            self.push(TransactWriteItem::builder().update(pace.build().map_err(corrupt)?).build(), Guard::Slot);
+            self.update(pace, Guard::Slot)?;
         }
         Ok(())
     }
@@ -235,8 +234,7 @@ impl Writes<'_> {
         for (i, (name, value)) in adds.into_iter().enumerate() {
             update = update.expression_attribute_names(format!("#c{i}"), name).expression_attribute_values(format!(":c{i}"), n(value));
         }
-        self.push(TransactWriteItem::builder().update(update.build().map_err(corrupt)?).build(), Guard::None);
-        Ok(())
+        self.update(update, Guard::None)
     }
 }
 
