@@ -9,6 +9,10 @@ asks a resolver outside this machine. It serves a fixed set of names:
   northwind.example      TXT v=spf1 …, _dmarc TXT v=DMARC1; p=quarantine
   nodmarc.example        TXT v=spf1 … and no DMARC record
   twospf.example         two v=spf1 records (a permanent error for SPF checkers)
+  loopback.example       A 127.0.0.1                     (research must refuse: loopback)
+  metadata.example       A 169.254.169.254               (research must refuse: link-local, cloud metadata)
+  intranet.example       A 10.0.0.7                      (research must refuse: private)
+  mapped.example         AAAA ::ffff:127.0.0.1           (research must refuse: loopback behind IPv6)
   anything else          NXDOMAIN
 
 usage: dns-server.py HOST PORT
@@ -17,7 +21,7 @@ usage: dns-server.py HOST PORT
 import sys
 import threading
 
-from dnslib import MX, QTYPE, RCODE, RR, TXT, A
+from dnslib import AAAA, MX, QTYPE, RCODE, RR, TXT, A
 from dnslib.server import BaseResolver, DNSServer
 
 HOST, PORT = sys.argv[1], int(sys.argv[2])
@@ -32,6 +36,10 @@ ZONE = {
     "_dmarc.northwind.example.": [(QTYPE.TXT, TXT("v=DMARC1; p=quarantine; rua=mailto:dmarc@northwind.example"))],
     "nodmarc.example.": [(QTYPE.TXT, TXT(SPF))],
     "twospf.example.": [(QTYPE.TXT, TXT(SPF)), (QTYPE.TXT, TXT("v=spf1 -all"))],
+    "loopback.example.": [(QTYPE.A, A("127.0.0.1"))],
+    "metadata.example.": [(QTYPE.A, A("169.254.169.254"))],
+    "intranet.example.": [(QTYPE.A, A("10.0.0.7"))],
+    "mapped.example.": [(QTYPE.AAAA, AAAA("::ffff:7f00:1"))],
 }
 
 

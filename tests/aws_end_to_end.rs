@@ -263,7 +263,7 @@ async fn the_scheduled_function_reads_the_secrets_mailbox_and_ends_sequences_on_
 async fn a_model_key_refused_then_fixed_in_the_secret_works_on_resume_without_a_cold_start() {
     use sales_agent::adapters::aws::SecretReloadingDrafter;
     use sales_agent::adapters::llm_drafter::LlmSettings;
-    use wiremock::matchers::{header, method};
+    use wiremock::matchers::{body_partial_json, header, method};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     let model = MockServer::start().await;
@@ -273,13 +273,24 @@ async fn a_model_key_refused_then_fixed_in_the_secret_works_on_resume_without_a_
         "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}});
     let accepted = ResponseTemplate::new(200).set_body_json(answer);
     let refused = ResponseTemplate::new(401).set_body_json(json!({"error": {"message": "Incorrect API key provided"}}));
+    let checked = json!({"claims": []}).to_string();
+    let verified = ResponseTemplate::new(200).set_body_json(json!({"id": "c2", "object": "chat.completion", "created": 0, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": checked}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}));
     Mock::given(method("POST"))
         .and(header("authorization", "Bearer fixed-key"))
-        .respond_with(accepted)
+        .and(body_partial_json(json!({"response_format": {"json_schema": {"name": "claim_check"}}})))
+        .respond_with(verified)
         .with_priority(1)
         .mount(&model)
         .await;
-    Mock::given(method("POST")).respond_with(refused).with_priority(2).mount(&model).await;
+    Mock::given(method("POST"))
+        .and(header("authorization", "Bearer fixed-key"))
+        .respond_with(accepted)
+        .with_priority(2)
+        .mount(&model)
+        .await;
+    Mock::given(method("POST")).respond_with(refused).with_priority(3).mount(&model).await;
     let mut stack = deploy_with_secret(json!({"unsubscribe_signing_key": "test-only-signing-key", "openai_api_key": "revoked-key"})).await;
     let secrets = aws_sdk_secretsmanager::Client::new(&stack.config);
     let llm = LlmSettings {

@@ -85,6 +85,21 @@ async fn an_invalid_email_on_one_csv_line_refuses_the_import_and_names_the_line(
 }
 
 #[tokio::test]
+async fn a_company_domain_that_is_an_address_or_has_a_port_is_refused_on_its_line() {
+    let (app, agent_id, execution_id) = app_with_a_campaign().await;
+    let csv = "email,first_name,company,company_domain\n\
+               zed@zeta.example,Zed,Zeta,https://www.zeta.example/about\n\
+               amy@acme.example,Amy,Acme,169.254.169.254\n\
+               bob@globex.example,Bob,Globex,globex.example:8080\n\
+               cy@umbrella.example,Cy,Umbrella,http://[::1]/\n";
+    let reply = app.post_csv(&format!("/api/v1/agents/{agent_id}/executions"), csv).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
+    assert_eq!(reply.problem_fields(), ["line 3: company_domain", "line 4: company_domain", "line 5: company_domain"]);
+    assert!(reply.body["errors"][0]["message"].as_str().unwrap().contains("not a company's host name"), "{}", reply.body);
+    assert_nothing_lost(&app, &agent_id, &execution_id).await;
+}
+
+#[tokio::test]
 async fn a_csv_without_a_required_column_is_refused_by_name() {
     let (app, agent_id, execution_id) = app_with_a_campaign().await;
     let reply = app.post_csv(&format!("/api/v1/agents/{agent_id}/executions"), "email,company\nzed@zeta.example,Zeta\n").await;

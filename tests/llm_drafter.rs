@@ -11,7 +11,7 @@ use sales_agent::domain::{Agent, AgentId, AgentSpec, EmailAddress, ExecutionId, 
 use sales_agent::ports::{DraftError, DraftRequest, Drafter, SystemClock};
 use sales_agent_tests::{TestApp, agent_spec, header};
 use serde_json::{Value, json};
-use wiremock::matchers::{header as has_header, method, path};
+use wiremock::matchers::{body_partial_json, header as has_header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn settings(server: &MockServer, max_attempts: u32, timeout: Duration) -> LlmSettings {
@@ -34,11 +34,25 @@ fn answer(content: &str) -> Value {
 }
 
 fn draft_json(body: &str, facts: &[&str]) -> String {
-    json!({"subject": "Initech's Denver office", "body": body, "facts_used": facts}).to_string()
+    json!({"subject": "Forecasting at Initech", "body": body, "facts_used": facts}).to_string()
 }
 
 fn ok(content: &str) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(answer(content))
+}
+
+/// The verifier's requests: the structured answer they ask for is a claim check.
+fn verifier_call() -> wiremock::matchers::BodyPartialJsonMatcher {
+    body_partial_json(json!({"response_format": {"json_schema": {"name": "claim_check"}}}))
+}
+
+/// A verifier's answer: each claim with the source it named.
+fn verified(claims: &[(&str, &str)]) -> ResponseTemplate {
+    let claims: Vec<Value> =
+        claims.iter().map(|(claim, source)| json!({"claim": claim, "about": "prospect", "source": source, "evidence": ""})).collect();
+    let mut body = answer(&json!({"claims": claims}).to_string());
+    body["usage"] = json!({"prompt_tokens": 300, "completion_tokens": 20, "total_tokens": 320});
+    ResponseTemplate::new(200).set_body_json(body)
 }
 
 fn fixtures() -> (Agent, Lead, ResearchReport) {
@@ -58,6 +72,7 @@ fn fixtures() -> (Agent, Lead, ResearchReport) {
         company_domain: "initech.example".into(),
         summary: None,
         facts: vec![ResearchFact { text: "Initech opened an office in Denver".into(), source_url: "https://initech.example/".into() }],
+        taglines: vec![],
         note: None,
         gathered_at: chrono::Utc::now(),
     };
@@ -178,31 +193,84 @@ async fn unreadable_answers_are_retried_and_a_refused_request_is_not() {
 #[tokio::test]
 async fn in_the_pipeline_an_invented_fact_is_refused_and_the_second_draft_is_sent() {
     let server = MockServer::start().await;
-    let invented = draft_json("Hi Ada,\n\nCongrats on the IPO!", &["Initech went public last month"]);
+    let invented = draft_json("Hi Ada,\n\nCongrats on the IPO!", &[]);
     let honest = draft_json("Hi Ada,\n\nA note about forecasting at Initech.", &[]);
+    Mock::given(method("POST"))
+        .and(verifier_call())
+        .respond_with(verified(&[("Ada works at Initech", "lead")]))
+        .with_priority(1)
+        .expect(1)
+        .mount(&server)
+        .await;
     Mock::given(method("POST")).respond_with(ok(&invented)).up_to_n_times(1).expect(1).mount(&server).await;
     Mock::given(method("POST")).respond_with(ok(&honest)).expect(1).mount(&server).await;
-    let app = TestApp::configured(|settings| settings.llm = Some(settings_for(&server)));
-    let agent_id = app.create_agent(&agent_spec()).await;
-    let execution_id = app.start_csv(&agent_id, "email,first_name,company\nada@initech.example,Ada,Initech\n").await;
-
-    app.drain().await;
-
-    let emails = app.emails();
+    let (app, execution_id, emails) = one_lead_drafted_by(&server).await;
     assert_eq!(emails.len(), 1);
     assert!(emails[0].contains("A note about forecasting at Initech."));
-    assert_eq!(header(&emails[0], "Subject"), Some("Initech's Denver office"));
+    assert_eq!(header(&emails[0], "Subject"), Some("Forecasting at Initech"));
     let second: Value = server.received_requests().await.unwrap()[1].body_json().unwrap();
-    assert!(second["messages"][1]["content"].as_str().unwrap().contains("Initech went public last month\\\" is not in the research"));
+    let feedback = second["messages"][1]["content"].as_str().unwrap();
+    assert!(feedback.contains("the name 'IPO' is not in the research") && feedback.contains("public listing"), "{feedback}");
     let execution = app.execution(&execution_id).await;
     assert_eq!(
         (execution["counters"]["prompt_tokens"].as_u64(), execution["counters"]["completion_tokens"].as_u64()),
-        (Some(120), Some(40))
+        (Some(120 + 300), Some(40 + 20)),
+        "the verifier's tokens count with the draft's"
     );
     let logs = app.get(&format!("/api/v1/executions/{execution_id}/logs?limit=500")).await;
     let drafted = logs.body["items"].as_array().unwrap().iter().find(|e| e["event"] == "lead.drafted").unwrap().clone();
     assert_eq!(drafted["data"]["transcript"]["model"], "test-model");
     assert!(drafted["data"]["transcript"]["prompt"]["user"].as_str().unwrap().contains("Ada"));
+    let verification = &drafted["data"]["verification"];
+    assert!(verification["prompt"]["system"].as_str().unwrap().contains("You check a cold email"), "{verification}");
+    assert!(verification["prompt"]["user"].as_str().unwrap().contains("A note about forecasting at Initech."));
+    assert_eq!(verification["usage"], json!({"prompt_tokens": 300, "completion_tokens": 20}));
+    assert!(verification["latency_ms"].is_u64() && verification["response"].as_str().unwrap().contains("Ada works at Initech"));
+}
+
+#[tokio::test]
+async fn a_claim_the_verifier_finds_no_source_for_refuses_the_draft_and_the_redraft_is_told_why() {
+    let server = MockServer::start().await;
+    let first = draft_json("Hi Ada,\n\nInitech has clearly outgrown spreadsheets for forecasting.", &[]);
+    let second = draft_json("Hi Ada,\n\nA note about forecasting at Initech.", &[]);
+    Mock::given(method("POST"))
+        .and(verifier_call())
+        .respond_with(verified(&[("Initech has outgrown spreadsheets for forecasting", "none")]))
+        .with_priority(1)
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST")).and(verifier_call()).respond_with(verified(&[])).with_priority(2).expect(1).mount(&server).await;
+    Mock::given(method("POST")).respond_with(ok(&first)).up_to_n_times(1).expect(1).mount(&server).await;
+    Mock::given(method("POST")).respond_with(ok(&second)).expect(1).mount(&server).await;
+    let (app, execution_id, emails) = one_lead_drafted_by(&server).await;
+    assert_eq!(emails.len(), 1);
+    assert!(emails[0].contains("A note about forecasting at Initech."));
+    let requests = server.received_requests().await.unwrap();
+    let verify: Value = requests[1].body_json().unwrap();
+    let checked = verify["messages"][1]["content"].as_str().unwrap();
+    assert!(checked.contains("untrusted data from the web") && checked.contains("outgrown spreadsheets"), "{checked}");
+    let redraft: Value = requests[2].body_json().unwrap();
+    let feedback = redraft["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        feedback.contains("the verifier found no source for the claim about the prospect 'Initech has outgrown spreadsheets"),
+        "{feedback}"
+    );
+    let logs = app.get(&format!("/api/v1/executions/{execution_id}/logs?limit=500")).await;
+    let refused = logs.body["items"].as_array().unwrap().iter().find(|e| e["event"] == "lead.draft_refused").unwrap().clone();
+    assert!(refused["data"]["verification"]["response"].as_str().unwrap().contains("\"none\""), "{refused}");
+}
+
+/// One lead at Initech drafted by the model at `server` and sent: the app, the execution and
+/// the emails that left.
+async fn one_lead_drafted_by(server: &MockServer) -> (TestApp, String, Vec<String>) {
+    let app = TestApp::configured(|settings| settings.llm = Some(settings_for(server)));
+    let agent_id = app.create_agent(&agent_spec()).await;
+    let execution_id = app.start_csv(&agent_id, "email,first_name,company\nada@initech.example,Ada,Initech\n").await;
+    app.drain().await;
+    let emails = app.emails();
+    (app, execution_id, emails)
 }
 
 fn settings_for(server: &MockServer) -> LlmSettings {
@@ -234,6 +302,7 @@ async fn a_refused_key_pauses_the_execution_with_the_reason_fails_no_lead_and_re
 
     // The key is fixed (the server accepts it now); resume drafts and sends every lead.
     server.reset().await;
+    Mock::given(method("POST")).and(verifier_call()).respond_with(verified(&[])).with_priority(1).mount(&server).await;
     Mock::given(method("POST")).respond_with(ok(&draft_json("Hi there,\n\nA note about forecasting.", &[]))).mount(&server).await;
     let resumed = app.post_empty(&format!("/api/v1/executions/{execution_id}/resume")).await;
     assert_eq!(resumed.body["requeued_leads"], 3, "{}", resumed.body);

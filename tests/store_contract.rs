@@ -309,6 +309,7 @@ async fn research_drafts_logs_and_suppressions_round_trip(store: Arc<dyn Store>)
         company_domain: "initech.example".into(),
         summary: Some("Payroll software".into()),
         facts: vec![ResearchFact { text: "Payroll for 4,000 firms".into(), source_url: "https://initech.example/".into() }],
+        taglines: vec![ResearchFact { text: "Payroll, done".into(), source_url: "https://initech.example/".into() }],
         note: None,
         gathered_at: now(),
     };

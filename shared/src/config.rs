@@ -139,6 +139,9 @@ pub struct Settings {
     /// `{domain}` is replaced by the company domain.
     pub research_url_pattern: String,
     pub research_timeout: Duration,
+    /// Addresses research may read although they are not public, as exact `ip:port` pairs (an
+    /// intranet site, the local demo's sample sites). Everything else must be public.
+    pub research_exceptions: Vec<SocketAddr>,
     /// How often the local scheduler polls the inbox and enqueues due follow-ups.
     pub scheduler_interval: Duration,
     /// Largest request body the API accepts.
@@ -304,6 +307,12 @@ impl Settings {
             research,
             research_url_pattern: var("SALES_AGENT_RESEARCH_URL").unwrap_or_else(|| "https://{domain}/".into()),
             research_timeout: Duration::from_secs(parsed("SALES_AGENT_RESEARCH_TIMEOUT_SECS", 8)?),
+            research_exceptions: match var("SALES_AGENT_RESEARCH_ALLOW") {
+                None => Vec::new(),
+                Some(list) => list.split(',').map(|s| s.trim().parse::<SocketAddr>()).collect::<Result<_, _>>().map_err(|_| {
+                    ConfigError { name: "SALES_AGENT_RESEARCH_ALLOW", why: format!("'{list}' is not a list of ip:port pairs") }
+                })?,
+            },
             scheduler_interval: Duration::from_secs(parsed("SALES_AGENT_SCHEDULER_INTERVAL_SECS", 60)?),
             max_body_bytes: parsed("SALES_AGENT_MAX_BODY_BYTES", 6 * 1024 * 1024)?,
             max_leads_per_execution: parsed("SALES_AGENT_MAX_LEADS", 10_000)?,
@@ -331,6 +340,7 @@ impl Settings {
             research: ResearchMode::Off,
             research_url_pattern: "https://{domain}/".into(),
             research_timeout: Duration::from_secs(8),
+            research_exceptions: Vec::new(),
             scheduler_interval: Duration::from_secs(60),
             max_body_bytes: 6 * 1024 * 1024,
             max_leads_per_execution: 10_000,

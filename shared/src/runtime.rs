@@ -15,7 +15,7 @@ use crate::adapters::dns::DnsMailDomains;
 use crate::adapters::imap_inbox::{ImapInbox, ImapLimits, MailboxSettings};
 use crate::adapters::llm_drafter::LlmDrafter;
 use crate::adapters::search::{DuckDuckGo, Serper};
-use crate::adapters::site_research::{NoResearch, SiteResearch, SiteResearchLimits};
+use crate::adapters::site_research::{NetworkAccess, NoResearch, SiteResearch, SiteResearchLimits};
 use crate::adapters::smtp_mailer::{MailboxMailers, SmtpLimits};
 use crate::adapters::template_drafter::TemplateDrafter;
 use crate::adapters::unconfigured::{NoLeadSources, UnconfiguredQueue};
@@ -101,12 +101,20 @@ pub fn research_for(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Resul
     Ok(match settings.research {
         ResearchMode::Off => Arc::new(NoResearch { clock }),
         ResearchMode::Web => {
+            let name_servers = match settings.dns_checks() {
+                DnsChecks::Servers(servers) => Some(servers),
+                DnsChecks::Off | DnsChecks::System => None,
+            };
+            let access = NetworkAccess { exceptions: settings.research_exceptions.clone(), name_servers };
             let site = SiteResearch::new(
                 settings.research_url_pattern.clone(),
                 SiteResearchLimits { timeout: settings.research_timeout, ..Default::default() },
+                access,
                 clock,
             )?;
-            let http = site.http();
+            // The search provider is a service the deployment configures, not a page a lead
+            // points at: it has its own client.
+            let http = reqwest::Client::builder().timeout(settings.research_timeout).build()?;
             let search: Option<Arc<dyn SearchProvider>> = match &settings.search {
                 SearchMode::Off => None,
                 SearchMode::DuckDuckGo { base_url } => Some(Arc::new(DuckDuckGo { http, base_url: base_url.clone() })),

@@ -6,6 +6,7 @@ pub mod bounce_corpus;
 pub mod event_source;
 pub mod fault_proxy;
 pub mod faults;
+pub mod grounding_eval;
 pub mod imap;
 pub mod lambda_process;
 pub mod mail;

@@ -40,22 +40,32 @@ fn missing(error: &ResolveError) -> Option<Missing> {
     }
 }
 
+/// The system's resolver (`/etc/resolv.conf`).
+pub fn system_resolver() -> anyhow::Result<TokioResolver> {
+    let mut builder = TokioResolver::builder_tokio()?;
+    *builder.options_mut() = options();
+    Ok(builder.build())
+}
+
+/// A resolver that asks these name servers only, over UDP and TCP.
+pub fn resolver_for(servers: &[SocketAddr]) -> TokioResolver {
+    let mut group = NameServerConfigGroup::new();
+    for server in servers {
+        group.merge(NameServerConfigGroup::from_ips_clear(&[server.ip()], server.port(), true));
+    }
+    let config = ResolverConfig::from_parts(None, vec![], group);
+    TokioResolver::builder_with_config(config, TokioConnectionProvider::default()).with_options(options()).build()
+}
+
 impl DnsMailDomains {
     /// The system's resolver (`/etc/resolv.conf`).
     pub fn system() -> anyhow::Result<Self> {
-        let mut builder = TokioResolver::builder_tokio()?;
-        *builder.options_mut() = options();
-        Ok(Self::with(builder.build()))
+        Ok(Self::with(system_resolver()?))
     }
 
-    /// These name servers only, over UDP and TCP.
+    /// These name servers only.
     pub fn servers(servers: &[SocketAddr]) -> Self {
-        let mut group = NameServerConfigGroup::new();
-        for server in servers {
-            group.merge(NameServerConfigGroup::from_ips_clear(&[server.ip()], server.port(), true));
-        }
-        let config = ResolverConfig::from_parts(None, vec![], group);
-        Self::with(TokioResolver::builder_with_config(config, TokioConnectionProvider::default()).with_options(options()).build())
+        Self::with(resolver_for(servers))
     }
 
     fn with(resolver: TokioResolver) -> Self {

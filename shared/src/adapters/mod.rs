@@ -11,6 +11,7 @@ pub mod local_inbox;
 pub mod mailbox_settings;
 pub mod oauth2;
 pub mod outbox;
+pub mod safe_fetch;
 pub mod search;
 pub mod site_research;
 pub mod smtp_mailer;

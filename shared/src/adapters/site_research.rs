@@ -1,7 +1,9 @@
 //! Research from the company's own web site (the home page's title, description and headline,
 //! and the About page's first paragraphs) and from a web search, each fact kept with the URL it
-//! was read from. Any failure (no network, a slow or hostile site)
-//! yields an empty report with a note, never a failed lead.
+//! was read from. What a page says is untrusted: sentences that are instructions are dropped and
+//! slogans kept apart from facts (`research_text`), and pages are fetched only from public
+//! addresses (`safe_fetch`). Any failure (no network, a slow or hostile site) yields an empty
+//! report with a note, never a failed lead.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use scraper::{Html, Selector};
 
+use super::safe_fetch::{FetchPolicy, guarded_client};
+use crate::domain::lead::not_a_host_name;
+use crate::domain::research_text::sort_passages;
 use crate::domain::{ResearchFact, ResearchReport};
 use crate::ports::{Clock, SearchProvider, WebResearch};
 
@@ -26,10 +31,22 @@ impl Default for SiteResearchLimits {
     }
 }
 
+/// What research may reach: public addresses, and exact `ip:port` exceptions; names resolved
+/// by the system's resolver or by these name servers.
+#[derive(Clone, Debug, Default)]
+pub struct NetworkAccess {
+    pub exceptions: Vec<std::net::SocketAddr>,
+    pub name_servers: Option<Vec<std::net::SocketAddr>>,
+}
+
+/// Redirects followed per page at most.
+const MAX_REDIRECTS: usize = 4;
+
 pub struct SiteResearch {
     /// A web search for what the company's own site does not say (news, announcements).
     pub search: Option<Arc<dyn SearchProvider>>,
     http: reqwest::Client,
+    policy: Arc<FetchPolicy>,
     /// `{domain}` is replaced by the company domain; tests point it at a local server.
     url_pattern: String,
     limits: SiteResearchLimits,
@@ -37,28 +54,32 @@ pub struct SiteResearch {
 }
 
 impl SiteResearch {
-    /// The HTTP client research uses, with its limits, for search providers to share.
-    pub fn http(&self) -> reqwest::Client {
-        self.http.clone()
-    }
-
     pub fn with_search(mut self, search: Option<Arc<dyn SearchProvider>>) -> Self {
         self.search = search;
         self
     }
 
-    pub fn new(url_pattern: impl Into<String>, limits: SiteResearchLimits, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(limits.timeout)
-            .connect_timeout(limits.timeout.min(Duration::from_secs(4)))
-            .redirect(reqwest::redirect::Policy::limited(4))
-            .user_agent(concat!("sales-agent-research/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self { search: None, http, url_pattern: url_pattern.into(), limits, clock })
+    pub fn new(
+        url_pattern: impl Into<String>,
+        limits: SiteResearchLimits,
+        access: NetworkAccess,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let policy = Arc::new(FetchPolicy::with_exceptions(access.exceptions));
+        let resolver = match &access.name_servers {
+            Some(servers) => super::dns::resolver_for(servers),
+            None => super::dns::system_resolver()?,
+        };
+        let http = guarded_client(policy.clone(), resolver, limits.timeout, MAX_REDIRECTS)?;
+        Ok(Self { search: None, http, policy, url_pattern: url_pattern.into(), limits, clock })
     }
 
     async fn fetch_page(&self, url: &str) -> Result<String, String> {
-        let mut response = self.http.get(url).send().await.map_err(|e| format!("could not fetch {url}: {e}"))?;
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url} is not a link: {e}"))?;
+        if let Some(why) = self.policy.refusal(&parsed) {
+            return Err(why);
+        }
+        let mut response = self.http.get(parsed).send().await.map_err(|e| format!("could not fetch {url}: {}", error_chain(&e)))?;
         if !response.status().is_success() {
             return Err(format!("{url} answered {}", response.status()));
         }
@@ -72,6 +93,18 @@ impl SiteResearch {
         }
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
+}
+
+/// An error with its causes: a refused redirect or address says why only in its source.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn clean(text: &str) -> String {
@@ -139,9 +172,9 @@ impl SiteResearch {
         let url = self.url_pattern.replace("{domain}", company_domain);
         match self.fetch_page(&url).await {
             Ok(html) => {
-                let (summary, facts) = facts_from_home_page(&html, &url);
-                let note = facts.is_empty().then(|| format!("{url} had no title, description or headline"));
-                (summary, facts, note)
+                let (summary, passages) = facts_from_home_page(&html, &url);
+                let note = passages.is_empty().then(|| format!("{url} had no title, description or headline"));
+                (summary, passages, note)
             }
             Err(why) => (None, Vec::new(), Some(why)),
         }
@@ -178,17 +211,25 @@ impl SiteResearch {
 #[async_trait]
 impl WebResearch for SiteResearch {
     async fn research_company(&self, company_name: &str, company_domain: &str) -> ResearchReport {
-        let ((summary, mut facts, site_note), about, (found, search_note)) = tokio::join!(
+        if let Some(why) = not_a_host_name(company_domain) {
+            return ResearchReport::empty(company_domain, why, self.clock.now());
+        }
+        let ((summary, mut passages, site_note), about, (found, search_note)) = tokio::join!(
             self.site_facts(company_domain),
             self.about_facts(company_domain),
             self.search_facts(company_name, company_domain)
         );
-        for fact in about.into_iter().chain(found) {
-            if !facts.iter().any(|f| f.text == fact.text) {
-                facts.push(fact);
+        for passage in about.into_iter().chain(found) {
+            if !passages.iter().any(|f| f.text == passage.text) {
+                passages.push(passage);
             }
         }
-        let notes: Vec<String> = [site_note, search_note].into_iter().flatten().collect();
+        let (facts, taglines, dropped) = sort_passages(passages);
+        // The description as a fact, with what it said to a model taken out.
+        let summary = summary.and_then(|s| facts.iter().find(|f| s.contains(&f.text)).map(|f| f.text.clone()));
+        let dropped_note =
+            (dropped > 0).then(|| format!("{dropped} sentence(s) addressed to a model or to the reader were not kept as facts"));
+        let notes: Vec<String> = [site_note, search_note, dropped_note].into_iter().flatten().collect();
         if facts.is_empty() {
             tracing::info!(company = company_name, domain = company_domain, why = %notes.join("; "), "research found nothing; drafting from the lead record");
         }
@@ -196,6 +237,7 @@ impl WebResearch for SiteResearch {
             company_domain: company_domain.into(),
             summary,
             facts,
+            taglines,
             note: (!notes.is_empty()).then(|| notes.join("; ")),
             gathered_at: self.clock.now(),
         }

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::lead::{host_of, not_a_host_name};
 use crate::domain::{EmailAddress, FieldIssue, LeadContact};
 
 /// One lead as a client sends it.
@@ -111,10 +112,8 @@ impl ImportedLeads {
         check_length(&mut issues, row, "title", title.as_deref().unwrap_or_default(), 200);
         let time_zone = optional(input.time_zone);
         let company_domain = optional(input.company_domain);
-        if let Some(domain) = &company_domain
-            && (domain.contains(char::is_whitespace) || !domain.contains('.'))
-        {
-            issues.push(row.issue("company_domain", format!("'{domain}' is not a web domain")));
+        if let Some(why) = company_domain.as_deref().and_then(|domain| not_a_host_name(&host_of(domain))) {
+            issues.push(row.issue("company_domain", why));
         }
         let Some(email) = email.filter(|_| issues.is_empty()) else {
             self.rejected.extend(issues);

@@ -9,9 +9,9 @@ use super::admission::{Admission, admit};
 use super::control::pause_for_configuration;
 use super::journal::{self, lead_entry};
 use super::{Interrupted, StepOutcome, StepPorts, StepResult, deciding};
-use crate::domain::draft_guard;
+use crate::domain::draft_guard::{self, DraftContext, GuardViolation};
 use crate::domain::{EmailDraft, Lead, LeadEvent, LeadStateKind, LogLevel, StepQueue};
-use crate::ports::{DraftError, DraftOutcome, DraftRequest, Drafter, StepMessage};
+use crate::ports::{DraftError, DraftOutcome, DraftRequest, Drafter, StepMessage, TokenUsage, Verification, VerifyRequest};
 
 /// Drafts of one step the guards may refuse before the lead fails.
 const MAX_DRAFT_ATTEMPTS: u32 = 3;
@@ -63,8 +63,8 @@ impl DraftStep {
             Admission::Proceed(execution) => execution,
             Admission::Stop(outcome) => return Ok(outcome),
         };
-        let outcome = match self.acceptable_draft(&lead).await? {
-            Ok(outcome) => outcome,
+        let VerifiedDraft { outcome, verification } = match self.acceptable_draft(&lead).await? {
+            Ok(verified) => verified,
             Err(Refusal::Fail(why)) => return fail(ports, &lead, why).await,
             Err(Refusal::Configuration(why)) => {
                 let reason = format!("the model is not usable as configured: {why}");
@@ -77,20 +77,20 @@ impl DraftStep {
             needs_approval: agent_requires_approval,
             subject: outcome.draft.subject.clone(),
             drafted_by: outcome.draft.drafted_by.clone(),
-            usage: outcome.usage,
+            usage: total_usage(outcome.usage, verification.as_ref().map(|v| v.usage)),
         };
         let Ok(drafted) = lead.advanced(event, ports.clock.now()) else {
             return Ok(StepOutcome::Ignored("lead changed while drafting".into()));
         };
-        let details =
-            json!({"step": lead.step, "facts_used": outcome.draft.facts_used, "usage": outcome.usage, "transcript": outcome.transcript});
+        let details = json!({"step": lead.step, "facts_used": outcome.draft.facts_used, "usage": outcome.usage, "transcript": outcome.transcript,
+                             "verification": verification.as_ref().map(|v| &v.transcript)});
         ports.commit(&drafted.with_log_data(details)).await?;
         Ok(StepOutcome::Advanced)
     }
 
     /// A draft that passes the guards, asking again with the reasons as feedback; or why the
     /// lead cannot have one.
-    async fn acceptable_draft(&self, lead: &Lead) -> Result<Result<DraftOutcome, Refusal>, Interrupted> {
+    async fn acceptable_draft(&self, lead: &Lead) -> Result<Result<VerifiedDraft, Refusal>, Interrupted> {
         let store = self.ports.store.as_ref();
         let agent = store.get_agent(lead.agent_id).await?;
         let research = match &lead.research_key {
@@ -116,13 +116,39 @@ impl DraftStep {
                 Err(DraftError::Rejected(why)) => return Ok(Err(Refusal::Fail(format!("no draft for step {}: {why}", lead.step)))),
                 Err(DraftError::Configuration(why)) => return Ok(Err(Refusal::Configuration(why))),
             };
-            let violations = draft_guard::check(&outcome.draft, &lead.contact, research.as_ref(), lead.step > 0);
+            let context = DraftContext { agent: &agent, contact: &lead.contact, research: research.as_ref(), is_follow_up: lead.step > 0 };
+            let mut violations = draft_guard::check(&outcome.draft, &context, &[]);
+            let mut verification = None;
             if violations.is_empty() {
-                return Ok(Ok(outcome));
+                // The guards passed: a model, when there is one, reads the claims again.
+                let request = VerifyRequest {
+                    agent: &agent,
+                    lead,
+                    research: research.as_ref(),
+                    subject: &outcome.draft.subject,
+                    body: &outcome.draft.body,
+                };
+                match self.drafter.verify(request).await {
+                    Ok(found) => verification = found,
+                    Err(DraftError::Retryable(why)) => return Err(Interrupted::Retry(format!("verifying the draft: {why}"))),
+                    Err(DraftError::Rejected(why)) => {
+                        return Ok(Err(Refusal::Fail(format!("the draft of step {} could not be verified: {why}", lead.step))));
+                    }
+                    Err(DraftError::Configuration(why)) => return Ok(Err(Refusal::Configuration(why))),
+                }
+                if let Some(verification) = &verification {
+                    violations.extend(
+                        verification.unsupported.iter().map(|c| GuardViolation { claim: Some(c.claim.clone()), reason: c.why.clone() }),
+                    );
+                }
+            }
+            if violations.is_empty() {
+                return Ok(Ok(VerifiedDraft { outcome, verification }));
             }
             let reasons: Vec<String> = violations.iter().map(ToString::to_string).collect();
             let refused = format!("draft of step {} refused: {}", lead.step, reasons.join("; "));
-            let details = json!({"attempt": attempt, "subject": outcome.draft.subject, "body": outcome.draft.body, "violations": reasons});
+            let details = json!({"attempt": attempt, "subject": outcome.draft.subject, "body": outcome.draft.body, "violations": reasons,
+                                 "verification": verification.as_ref().map(|v| &v.transcript)});
             journal::record(
                 store,
                 lead_entry(lead, LogLevel::Warn, "lead.draft_refused", refused, self.ports.clock.now()).with_data(details),
@@ -140,10 +166,30 @@ impl DraftStep {
     }
 }
 
+/// A draft that passed the guards, with the verifier's reading when a model gave one.
+struct VerifiedDraft {
+    outcome: DraftOutcome,
+    verification: Option<Verification>,
+}
+
 /// Why a lead gets no draft.
 enum Refusal {
     /// This lead cannot have one: it fails with the reason.
     Fail(String),
     /// No lead can, until a setting is fixed: the execution pauses.
     Configuration(String),
+}
+
+/// What drafting a lead cost, the verifier's call included.
+fn total_usage(draft: Option<TokenUsage>, verification: Option<TokenUsage>) -> Option<TokenUsage> {
+    match (draft, verification) {
+        (None, None) => None,
+        (a, b) => {
+            let (a, b) = (a.unwrap_or_default(), b.unwrap_or_default());
+            Some(TokenUsage {
+                prompt_tokens: a.prompt_tokens + b.prompt_tokens,
+                completion_tokens: a.completion_tokens + b.completion_tokens,
+            })
+        }
+    }
 }

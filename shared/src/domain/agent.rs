@@ -23,6 +23,15 @@ pub struct Sender {
     pub postal_address: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<EmailAddress>,
+    /// The team's web site: a draft may link to it, and to no other site but the booking link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub website: Option<String>,
+    /// Where a prospect books a meeting, for example a calendar page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking_link: Option<String>,
+    /// The only phone number a draft may give.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -93,6 +102,13 @@ pub struct Agent {
     pub version: u64,
 }
 
+/// An absolute http(s) link with a host name, as a team declares its own site.
+fn is_web_link(link: &str) -> bool {
+    let Some(rest) = link.strip_prefix("https://").or_else(|| link.strip_prefix("http://")) else { return false };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    host.contains('.') && !host.contains(char::is_whitespace) && link.len() <= 500
+}
+
 impl AgentSpec {
     /// Checks every field and reports all problems at once.
     pub fn validate(&self) -> Result<(), ValidationErrors> {
@@ -101,6 +117,17 @@ impl AgentSpec {
         errors.require("sender.name", &self.sender.name, 200);
         errors.require("sender.company", &self.sender.company, 200);
         errors.require("sender.postal_address", &self.sender.postal_address, 500);
+        for (field, link) in [("sender.website", &self.sender.website), ("sender.booking_link", &self.sender.booking_link)] {
+            if let Some(link) = link.as_deref().filter(|l| !is_web_link(l)) {
+                errors.push(FieldIssue::new(field, format!("'{link}' is not an http(s) link to a web site")));
+            }
+        }
+        if let Some(phone) = self.sender.phone.as_deref() {
+            let digits = phone.chars().filter(char::is_ascii_digit).count();
+            if !(7..=15).contains(&digits) || phone.chars().any(|c| !(c.is_ascii_digit() || " +-().".contains(c))) {
+                errors.push(FieldIssue::new("sender.phone", "must be 7 to 15 digits, optionally with +, spaces, dashes, dots or brackets"));
+            }
+        }
         errors.require("pitch.product", &self.pitch.product, 2_000);
         errors.require("pitch.value_proposition", &self.pitch.value_proposition, 2_000);
         errors.require("pitch.target_audience", &self.pitch.target_audience, 2_000);

@@ -1,9 +1,11 @@
-//! Checks a draft must pass before it can be sent. The failures AI outreach is known for are
-//! guarded against here, whatever wrote the draft: greeting the wrong person, not naming their
-//! company as the lead record does, stating a "fact" research never found, leaving a
-//! placeholder in, and writing like spam.
+//! Checks a draft must pass before it can be sent, whoever wrote it (a template, a model or a
+//! reviewer's edit). The failures AI outreach is known for are guarded against here: greeting
+//! the wrong person, not naming their company as the lead record does, claiming anything no
+//! allowed source supports (see `grounding`), linking anywhere but the team's own site,
+//! leaving a placeholder in, and writing like spam.
 
-use super::{EmailDraft, LeadContact, ResearchReport};
+use super::grounding::{self, Sources};
+use super::{Agent, EmailDraft, LeadContact, ResearchReport};
 
 pub const MAX_SUBJECT_CHARS: usize = 90;
 /// Cold emails that get answers are short; this is generous.
@@ -41,12 +43,30 @@ const NEUTRAL_GREETINGS: &[&str] = &["there", "team", "all", "everyone", "folks"
 
 /// One reason a draft was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GuardViolation(pub String);
+pub struct GuardViolation {
+    /// The unsupported claim as written, when the reason is one: a reviewer may accept it.
+    pub claim: Option<String>,
+    pub reason: String,
+}
+
+impl GuardViolation {
+    fn rule(reason: String) -> Self {
+        Self { claim: None, reason }
+    }
+}
 
 impl std::fmt::Display for GuardViolation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.reason)
     }
+}
+
+/// What a draft is checked against.
+pub struct DraftContext<'a> {
+    pub agent: &'a Agent,
+    pub contact: &'a LeadContact,
+    pub research: Option<&'a ResearchReport>,
+    pub is_follow_up: bool,
 }
 
 fn normalise(text: &str) -> String {
@@ -73,10 +93,12 @@ fn greeted_name(body: &str) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-/// Every problem with `draft` for `contact`, given what research found; empty when it may be sent.
-pub fn check(draft: &EmailDraft, contact: &LeadContact, research: Option<&ResearchReport>, is_follow_up: bool) -> Vec<GuardViolation> {
+/// Every problem with `draft`; empty when it may be sent. A claim in `accepted_claims` (a
+/// reviewer's explicit acceptance, exactly as the refusal named it) is not a problem.
+pub fn check(draft: &EmailDraft, context: &DraftContext<'_>, accepted_claims: &[String]) -> Vec<GuardViolation> {
+    let (contact, is_follow_up) = (context.contact, context.is_follow_up);
     let mut problems = Vec::new();
-    let mut problem = |text: String| problems.push(GuardViolation(text));
+    let mut problem = |text: String| problems.push(GuardViolation::rule(text));
     let subject = draft.subject.trim();
     let body = draft.body.trim();
 
@@ -121,7 +143,7 @@ pub fn check(draft: &EmailDraft, contact: &LeadContact, research: Option<&Resear
             problem(format!("the phrase '{phrase}' reads as spam"));
         }
     }
-    let links = lower.matches("http://").count() + lower.matches("https://").count() + lower.matches("www.").count();
+    let links = grounding::details(subject).links.len() + grounding::details(body).links.len();
     if links > MAX_LINKS {
         problem(format!("{links} links; at most {MAX_LINKS} keeps a cold email out of spam folders"));
     }
@@ -137,14 +159,18 @@ pub fn check(draft: &EmailDraft, contact: &LeadContact, research: Option<&Resear
         }
     }
 
-    // Every fact the draft says it used must be something research actually found.
-    let known: Vec<String> = research
-        .map(|r| r.facts.iter().map(|f| normalise(&f.text)).chain(r.summary.iter().map(|s| normalise(s))).collect())
-        .unwrap_or_default();
-    for fact in &draft.facts_used {
-        let fact_text = normalise(fact);
-        if !fact_text.is_empty() && !known.iter().any(|k| k.contains(&fact_text) || (!k.is_empty() && fact_text.contains(k.as_str()))) {
-            problem(format!("the fact \"{fact}\" is not in the research"));
+    // A draft refused for its length is not read for claims: the reading costs time in
+    // proportion to the text, and a shorter version is read in full.
+    if subject.chars().count() > MAX_SUBJECT_CHARS || body.chars().count() > MAX_BODY_CHARS {
+        return problems;
+    }
+    let sources = Sources::new(context.agent, contact, context.research);
+    let mut accepted: Vec<String> = accepted_claims.iter().map(|c| grounding::normal(c)).collect();
+    // A wrong greeting is already named as one.
+    accepted.extend(greeted_name(body).map(|name| grounding::normal(&name)));
+    for claim in grounding::unsupported_claims(subject, body, &sources) {
+        if !accepted.contains(&grounding::normal(&claim.claim)) {
+            problems.push(GuardViolation { claim: Some(claim.claim), reason: claim.why });
         }
     }
     problems
@@ -153,7 +179,7 @@ pub fn check(draft: &EmailDraft, contact: &LeadContact, research: Option<&Resear
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{EmailAddress, LeadId, ResearchFact};
+    use crate::domain::{AgentId, EmailAddress, LeadId, ResearchFact};
 
     fn contact() -> LeadContact {
         LeadContact {
@@ -167,13 +193,13 @@ mod tests {
         }
     }
 
-    fn draft(subject: &str, body: &str, facts: &[&str]) -> EmailDraft {
+    fn draft(subject: &str, body: &str) -> EmailDraft {
         EmailDraft {
             lead_id: LeadId::generate(),
             step: 0,
             subject: subject.into(),
             body: body.into(),
-            facts_used: facts.iter().map(|f| f.to_string()).collect(),
+            facts_used: vec![],
             drafted_by: "test".into(),
             created_at: chrono::Utc::now(),
         }
@@ -184,64 +210,78 @@ mod tests {
             company_domain: "initech.example".into(),
             summary: Some("Payroll software for 4,000 mid-size firms".into()),
             facts: vec![ResearchFact { text: "Initech opened an office in Denver".into(), source_url: "https://initech.example/".into() }],
+            taglines: vec![],
             note: None,
             gathered_at: chrono::Utc::now(),
         }
     }
 
+    fn agent() -> Agent {
+        let mut agent = crate::domain::agent::tests::sample_spec().into_agent(AgentId::generate(), chrono::Utc::now());
+        agent.sender.booking_link = Some("https://cal.northwind.example/dana".into());
+        agent
+    }
+
+    fn checked(d: &EmailDraft, research: Option<&ResearchReport>, is_follow_up: bool, accepted: &[String]) -> Vec<String> {
+        let (agent, contact) = (agent(), contact());
+        let context = DraftContext { agent: &agent, contact: &contact, research, is_follow_up };
+        check(d, &context, accepted).into_iter().map(|v| v.reason).collect()
+    }
+
     fn violations(d: &EmailDraft) -> Vec<String> {
-        check(d, &contact(), Some(&research()), false).into_iter().map(|v| v.0).collect()
+        checked(d, Some(&research()), false, &[])
     }
 
     #[test]
     fn a_short_personal_draft_built_on_research_passes() {
-        let d = draft(
-            "Initech's Denver office",
-            "Hi Ada,\n\nCongrats on the new office in Denver. Worth a chat?\n\nDana",
-            &["Initech opened an office in Denver"],
-        );
+        let d = draft("Initech's Denver office", "Hi Ada,\n\nCongrats on the new office in Denver. Worth a chat?\n\nDana");
         assert_eq!(violations(&d), Vec::<String>::new());
-        let neutral = draft("A question for Initech", "Hello there,\n\nA short note.", &[]);
+        let neutral = draft("A question for Initech", "Hello there,\n\nA short note.");
         assert!(violations(&neutral).is_empty());
-        let full_name = draft("A question", "Dear Ada Lovelace,\n\nA short note about INITECH.", &[]);
+        let full_name = draft("A question", "Dear Ada Lovelace,\n\nA short note about INITECH.");
         assert!(violations(&full_name).is_empty());
+        let paraphrase = draft(
+            "Payroll at Initech",
+            "Hi Ada,\n\nFour thousand firms on your payroll software is a lot. Book a time: cal.northwind.example/dana\n\nDana Reyes",
+        );
+        assert_eq!(violations(&paraphrase), Vec::<String>::new());
     }
 
     #[test]
     fn a_first_email_that_never_names_the_company_is_refused_but_a_follow_up_may() {
-        let d = draft("Hello", "Hi Ada,\n\nA short note about Initrode.", &[]);
+        let d = draft("Hello", "Hi Ada,\n\nA short note about forecasting.");
         assert_eq!(violations(&d), ["the email never names the lead's company 'Initech'"]);
-        assert!(check(&d, &contact(), None, true).is_empty(), "a follow-up replies in the thread");
+        assert!(checked(&d, None, true, &[]).is_empty(), "a follow-up replies in the thread");
     }
 
     #[test]
     fn greeting_the_wrong_person_is_refused() {
-        let d = draft("Hello Initech", "Hi Grace,\n\nA short note.", &[]);
-        assert_eq!(violations(&d), ["the greeting addresses 'Grace', but the lead's first name is 'Ada'"]);
+        let d = draft("Hello Initech", "Hi Grace,\n\nA short note.");
+        let found = violations(&d);
+        assert!(found.contains(&"the greeting addresses 'Grace', but the lead's first name is 'Ada'".to_string()), "{found:?}");
     }
 
     #[test]
-    fn a_fact_research_never_found_is_refused() {
-        let d = draft("Hello Initech", "Hi Ada,\n\nCongrats on the IPO.", &["Initech went public last month"]);
-        assert_eq!(violations(&d), ["the fact \"Initech went public last month\" is not in the research"]);
-        let none = check(&d, &contact(), None, false);
-        assert_eq!(none.len(), 1, "no research means no fact can be used");
+    fn claims_no_source_supports_are_refused_wherever_they_are_and_a_reviewer_may_accept_one() {
+        let d = draft("Initech's Series B", "Hi Ada,\n\nCongrats on the raise. Your CTO Maria Chen must be busy with 5,000 firms.\n\nDana");
+        let found = violations(&d).join("\n");
+        for expected in ["'Series B'", "'Maria Chen'", "'5,000' contradicts", "funding"] {
+            assert!(found.contains(expected), "{expected} missing from {found}");
+        }
+        let accepted: Vec<String> = ["Series B", "Maria Chen", "5,000", "Congrats on the raise"].map(String::from).to_vec();
+        assert_eq!(checked(&d, Some(&research()), false, &accepted), Vec::<String>::new());
     }
 
     #[test]
     fn placeholders_spam_phrases_links_and_length_are_refused() {
-        let d = draft(
-            "ACT NOW FOR A GUARANTEED WIN",
-            "Hi [First Name],\n\nClick here: https://bit.ly/x and https://www.example.com {{company}}",
-            &[],
-        );
+        let d = draft("ACT NOW FOR A GUARANTEED WIN", "Hi [First Name],\n\nClick here: https://bit.ly/x and www.example.com {{company}}");
         let found = violations(&d);
         for expected in
             ["placeholder '[first name]'", "unfilled", "'act now'", "'guaranteed'", "'click here'", "links", "'bit.ly'", "capitals"]
         {
             assert!(found.iter().any(|v| v.contains(expected)), "{expected} missing from {found:?}");
         }
-        let long = draft("Hello Initech", &format!("Hi Ada,\n\n{}", "word ".repeat(400)), &[]);
+        let long = draft("Hello Initech", &format!("Hi Ada,\n\n{}", "word ".repeat(400)));
         assert!(violations(&long).iter().any(|v| v.contains("longer than")));
     }
 }

@@ -54,12 +54,36 @@ const FREE_MAIL_DOMAINS: &[&str] = &[
     "yandex.ru",
 ];
 
+/// Why `domain` is not a company's host name, if it is not. Research reads only host names: an
+/// address or a port in a lead's record would let the record choose what research reaches.
+pub fn not_a_host_name(domain: &str) -> Option<String> {
+    let valid_label =
+        |l: &str| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && !l.starts_with('-');
+    let labels: Vec<&str> = domain.split('.').collect();
+    let numeric = domain.parse::<std::net::IpAddr>().is_ok()
+        || domain.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok()
+        || labels.last().is_some_and(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()));
+    if numeric || domain.contains(':') {
+        return Some(format!("'{domain}' is an address or has a port, not a company's host name"));
+    }
+    (labels.len() < 2 || !labels.iter().all(|l| valid_label(l))).then(|| format!("'{domain}' is not a host name"))
+}
+
+/// A web domain as people write it ("https://www.Acme.example/about"), reduced to its host.
+pub fn host_of(written: &str) -> String {
+    let lower = written.trim().to_ascii_lowercase();
+    let rest = lower.trim_start_matches("https://").trim_start_matches("http://");
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    host.trim_start_matches("www.").trim_end_matches('.').to_string()
+}
+
 impl LeadContact {
-    /// The domain to research: explicit, else the email's domain unless it is free mail.
+    /// The domain to research: explicit, else the email's domain unless it is free mail. Never
+    /// an address: a record naming one has no domain to research.
     pub fn research_domain(&self) -> Option<String> {
-        if let Some(domain) = self.company_domain.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
-            let domain = domain.trim_start_matches("https://").trim_start_matches("http://").trim_start_matches("www.");
-            return Some(domain.trim_end_matches('/').to_ascii_lowercase());
+        if let Some(written) = self.company_domain.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+            let domain = host_of(written);
+            return not_a_host_name(&domain).is_none().then_some(domain);
         }
         let domain = self.email.domain();
         (!FREE_MAIL_DOMAINS.contains(&domain)).then(|| domain.to_string())

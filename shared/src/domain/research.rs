@@ -18,6 +18,10 @@ pub struct ResearchReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
     pub facts: Vec<ResearchFact>,
+    /// The company's slogans and headlines: its marketing, kept apart from facts. A draft may
+    /// take a name from them, never a figure or an event.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taglines: Vec<ResearchFact>,
     /// Why the report is thin, when it is (site unreachable, research switched off, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -26,7 +30,14 @@ pub struct ResearchReport {
 
 impl ResearchReport {
     pub fn empty(company_domain: &str, note: impl Into<String>, gathered_at: Timestamp) -> Self {
-        Self { company_domain: company_domain.into(), summary: None, facts: Vec::new(), note: Some(note.into()), gathered_at }
+        Self {
+            company_domain: company_domain.into(),
+            summary: None,
+            facts: Vec::new(),
+            taglines: Vec::new(),
+            note: Some(note.into()),
+            gathered_at,
+        }
     }
 }
 

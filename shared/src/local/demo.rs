@@ -59,7 +59,7 @@ pub struct DemoSummary {
 }
 
 /// Serves the sample company sites on a loopback port, so research runs for real offline.
-async fn serve_sample_sites() -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
+async fn serve_sample_sites() -> anyhow::Result<(String, std::net::SocketAddr, tokio::task::JoinHandle<()>)> {
     use axum::extract::Path;
     use axum::response::{Html, IntoResponse};
     let app = Router::new().route(
@@ -72,11 +72,12 @@ async fn serve_sample_sites() -> anyhow::Result<(String, tokio::task::JoinHandle
         }),
     );
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    let pattern = format!("http://{}/{{domain}}/", listener.local_addr()?);
+    let address = listener.local_addr()?;
+    let pattern = format!("http://{address}/{{domain}}/");
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    Ok((pattern, task))
+    Ok((pattern, address, task))
 }
 
 /// Calls the router in-process, exactly as an HTTP client would.
@@ -147,11 +148,13 @@ fn deliver_sample_reply(inbox_dir: &std::path::Path, lead: &Value, clock: &dyn C
 
 /// Runs the demo campaign in `settings.data_dir` and reports where every lead ended.
 pub async fn run(mut settings: Settings) -> anyhow::Result<DemoSummary> {
-    let (pattern, sites) = serve_sample_sites().await?;
+    let (pattern, sites_address, sites) = serve_sample_sites().await?;
     settings.research = ResearchMode::Web;
     // The demo stays offline: research reads only the sample sites on loopback.
     settings.search = crate::config::SearchMode::Off;
     settings.research_url_pattern = pattern;
+    // Research reads public addresses only; the sample sites are the one exception.
+    settings.research_exceptions = vec![sites_address];
     settings.research_timeout = Duration::from_secs(5);
     let runtime = EmbeddedRuntime::open(settings)?;
     runtime.queue.recover_in_flight().await?;

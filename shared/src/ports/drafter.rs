@@ -1,4 +1,5 @@
 pub use crate::domain::TokenUsage;
+use crate::domain::grounding::UnsupportedClaim;
 use crate::domain::{Agent, EmailDraft, Lead, ResearchReport};
 use async_trait::async_trait;
 
@@ -33,8 +34,32 @@ pub enum DraftError {
     Configuration(String),
 }
 
+/// A draft to check against the sources its request allowed.
+pub struct VerifyRequest<'a> {
+    pub agent: &'a Agent,
+    pub lead: &'a Lead,
+    pub research: Option<&'a ResearchReport>,
+    pub subject: &'a str,
+    pub body: &'a str,
+}
+
+/// What a verifier found: the claims it could not trace to a source, and what the check cost.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verification {
+    pub unsupported: Vec<UnsupportedClaim>,
+    pub usage: TokenUsage,
+    /// The prompt, the answer and the latency, for the execution log.
+    pub transcript: serde_json::Value,
+}
+
 /// Writes the email for one step to one lead: a template engine or an LLM.
 #[async_trait]
 pub trait Drafter: Send + Sync {
     async fn draft(&self, request: DraftRequest<'_>) -> Result<DraftOutcome, DraftError>;
+
+    /// A second, independent reading of a draft's claims, by a model asked to trace each to
+    /// its source. `None` when there is no model to ask (templates claim only what they fill).
+    async fn verify(&self, _request: VerifyRequest<'_>) -> Result<Option<Verification>, DraftError> {
+        Ok(None)
+    }
 }

@@ -14,7 +14,7 @@ pub mod signing;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use drafter::{DraftError, DraftOutcome, DraftRequest, Drafter, TokenUsage};
+pub use drafter::{DraftError, DraftOutcome, DraftRequest, Drafter, TokenUsage, Verification, VerifyRequest};
 pub use inbox::{FolderBatch, FolderRead, InboundMessage, Inbox};
 pub use lead_source::{LeadSource, LeadSourceError, LeadSourceSpec, SourcedLeads};
 pub use mail_domains::{DomainVerdict, MailDomains, SendingDomainRecords, UncheckedDomains};

@@ -12,7 +12,7 @@ use secrecy::ExposeSecret;
 
 use super::AgentSecrets;
 use crate::adapters::llm_drafter::{LlmDrafter, LlmSettings};
-use crate::ports::{Clock, DraftError, DraftOutcome, DraftRequest, Drafter};
+use crate::ports::{Clock, DraftError, DraftOutcome, DraftRequest, Drafter, Verification, VerifyRequest};
 
 /// How long after a reload (or the fault) the secret is read again.
 const RELOAD_AFTER: Duration = Duration::from_secs(10);
@@ -87,6 +87,16 @@ impl SecretReloadingDrafter {
         (state.drafter.clone(), state.generation)
     }
 
+    /// A refused key marks the drafter of `generation` stale: the next call reads the secret.
+    fn note_refusal<T>(&self, result: &Result<T, DraftError>, generation: u64) {
+        if matches!(result, Err(DraftError::Configuration(_))) {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if state.generation == generation {
+                state.stale = true;
+            }
+        }
+    }
+
     async fn rebuild(&self) -> Option<Arc<dyn Drafter>> {
         let secrets = match AgentSecrets::load(&self.client, &self.secret_id).await {
             Ok(secrets) => secrets,
@@ -115,12 +125,14 @@ impl Drafter for SecretReloadingDrafter {
     async fn draft(&self, request: DraftRequest<'_>) -> Result<DraftOutcome, DraftError> {
         let (drafter, generation) = self.current().await;
         let outcome = drafter.draft(request).await;
-        if matches!(outcome, Err(DraftError::Configuration(_))) {
-            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            if state.generation == generation {
-                state.stale = true;
-            }
-        }
+        self.note_refusal(&outcome, generation);
         outcome
+    }
+
+    async fn verify(&self, request: VerifyRequest<'_>) -> Result<Option<Verification>, DraftError> {
+        let (drafter, generation) = self.current().await;
+        let verification = drafter.verify(request).await;
+        self.note_refusal(&verification, generation);
+        verification
     }
 }
