@@ -76,3 +76,89 @@ async fn a_refused_draft_is_written_again_with_the_reasons_and_the_better_one_is
     assert!(emails[0].contains("Hi Ada,"));
     assert_eq!(header(&emails[0], "Subject"), Some("Initech and forecasting"));
 }
+
+mod reviewer_edits {
+    use axum::http::{Method, StatusCode};
+    use sales_agent_tests::{TestApp, agent_spec};
+    use serde_json::{Value, json};
+
+    /// The app with keys required, and a key's token.
+    async fn app_with_key() -> (TestApp, String) {
+        let app = TestApp::configured(|settings| settings.auth_required = true);
+        let output = sales_agent::admin::create_api_key(&app.runtime, "reviewer").await.unwrap();
+        let token = output.lines().find(|l| l.starts_with("sa_")).expect("the token is printed").to_string();
+        (app, token)
+    }
+
+    async fn call(app: &TestApp, token: &str, method: Method, uri: &str, content_type: &str, body: String) -> (StatusCode, Value) {
+        let bearer = format!("Bearer {token}");
+        let reply = app.request(method, uri, Some(content_type), body, &[("authorization", bearer.as_str())]).await;
+        (reply.status, reply.body)
+    }
+
+    #[tokio::test]
+    async fn an_edit_passes_the_same_guards_and_a_claim_the_reviewer_accepts_is_logged_with_their_key() {
+        let (app, token) = app_with_key().await;
+        let key_id = token.trim_start_matches("sa_").split('.').next().unwrap().to_string();
+        let mut spec = agent_spec();
+        spec["require_approval"] = json!(true);
+        let (_, agent) = call(&app, &token, Method::POST, "/api/v1/agents", "application/json", spec.to_string()).await;
+        let uri = format!("/api/v1/agents/{}/executions", agent["id"].as_str().unwrap());
+        let csv = "email,first_name,company\nada@initech.example,Ada,Initech\n".to_string();
+        let (status, started) = call(&app, &token, Method::POST, &uri, "text/csv", csv).await;
+        assert_eq!(status, StatusCode::CREATED, "{started}");
+        app.drain().await;
+        let execution_id = started["execution"]["id"].as_str().unwrap();
+        let (_, leads) =
+            call(&app, &token, Method::GET, &format!("/api/v1/executions/{execution_id}/leads"), "application/json", String::new()).await;
+        let lead_id = leads["items"][0]["id"].as_str().unwrap().to_string();
+        let approve = format!("/api/v1/leads/{lead_id}/approve");
+        let (_, before) = call(&app, &token, Method::GET, &format!("/api/v1/leads/{lead_id}"), "application/json", String::new()).await;
+
+        // A huge body with three links, one a shortener, greeting someone else.
+        let spammy = format!(
+            "Hi Grace,\n\nSee https://northwind.example, www.northwind.example/pricing and bit.ly/x about Initech.\n\n{}",
+            "More words. ".repeat(90_000)
+        );
+        let (status, problem) = call(&app, &token, Method::POST, &approve, "application/json", json!({"body": spammy}).to_string()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        let messages: Vec<&str> = problem["errors"].as_array().unwrap().iter().map(|e| e["message"].as_str().unwrap()).collect();
+        for expected in ["longer than", "3 links", "'bit.ly'", "greeting addresses 'Grace'"] {
+            assert!(messages.iter().any(|m| m.contains(expected)), "{expected} missing from {messages:?}");
+        }
+        assert!(problem["errors"].as_array().unwrap().iter().all(|e| e["field"] == "body"), "{problem}");
+
+        // A claim research never found is refused by name, and the draft stays as it was.
+        let edit = json!({"subject": "Initech's Series B", "body": "Hi Ada,\n\nCongrats on the Series B. Worth a short call?\n\nDana"});
+        let (status, problem) = call(&app, &token, Method::POST, &approve, "application/json", edit.to_string()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        assert!(problem["detail"].as_str().unwrap().contains("accept_claims"), "{problem}");
+        let refused: Vec<(String, String)> = problem["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["field"].as_str().unwrap().to_string(), e["message"].as_str().unwrap().to_string()))
+            .collect();
+        assert_eq!(refused, [("body".to_string(), "the name 'Series B' is not in the research, the lead record or the brief".to_string())]);
+        let (_, after) = call(&app, &token, Method::GET, &format!("/api/v1/leads/{lead_id}"), "application/json", String::new()).await;
+        assert_eq!(after["draft"], before["draft"], "a refused edit changes nothing");
+        assert_eq!(after["state"], "awaiting_approval");
+
+        // The reviewer knows better and accepts the claim by name.
+        let mut accepted = edit.clone();
+        accepted["accept_claims"] = json!(["Series B"]);
+        let (status, lead) = call(&app, &token, Method::POST, &approve, "application/json", accepted.to_string()).await;
+        assert_eq!(status, StatusCode::OK, "{lead}");
+        app.drain().await;
+        let emails = app.emails();
+        assert_eq!(emails.len(), 1);
+        assert!(emails[0].contains("Congrats on the Series B."));
+        let logs_uri = format!("/api/v1/executions/{execution_id}/logs?limit=500");
+        let (_, logs) = call(&app, &token, Method::GET, &logs_uri, "application/json", String::new()).await;
+        let edited =
+            logs["items"].as_array().unwrap().iter().find(|e| e["event"] == "lead.draft_edited").expect("the edit is logged").clone();
+        assert_eq!(edited["data"]["reviewer"], format!("API key {key_id}"));
+        assert_eq!(edited["data"]["accepted_claims"], json!(["Series B"]));
+        assert!(edited["message"].as_str().unwrap().contains("accepted: Series B"), "{edited}");
+    }
+}

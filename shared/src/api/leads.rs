@@ -1,11 +1,13 @@
 //! Leads across executions, the approval of drafts that wait for a reviewer, and the
 //! resolution of parked sends.
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
+use super::auth::Caller;
 use super::executions::state_filter;
 use super::extract::{Body, Params, parse_json, path_id};
 use super::problem::Problem;
@@ -68,22 +70,45 @@ struct Approval {
     subject: Option<String>,
     #[serde(default)]
     body: Option<String>,
+    /// Claims the guards refused that the reviewer knows to be true, exactly as the refusal
+    /// named them. The acceptance is logged with the reviewer's key.
+    #[serde(default)]
+    accept_claims: Vec<String>,
 }
+
+/// Claims a reviewer may accept at once; more is a rewrite, not a review.
+const MAX_ACCEPTED_CLAIMS: usize = 20;
 
 fn review_problem(error: ReviewError) -> Problem {
     match error {
         ReviewError::NotFound => Problem::not_found("no lead with this id"),
         ReviewError::WrongState(why) => Problem::conflict(why),
         ReviewError::Unavailable(why) => Problem::unavailable(why),
+        ReviewError::Refused(issues) => {
+            let mut problem = Problem::invalid(issues);
+            problem.detail =
+                format!("{} A claim you know to be true may be accepted by naming it, as quoted, in accept_claims.", problem.detail);
+            problem
+        }
     }
 }
 
-/// Approves the current draft, optionally edited, and sends it on its way.
-pub async fn approve(State(app): State<AppState>, Path(lead_id): Path<String>, Body(body): Body) -> Result<Json<Lead>, Problem> {
+/// Approves the current draft, optionally edited, and sends it on its way. Edits pass the same
+/// guards a drafted email does.
+pub async fn approve(
+    State(app): State<AppState>,
+    Path(lead_id): Path<String>,
+    caller: Option<Extension<Caller>>,
+    Body(body): Body,
+) -> Result<Json<Lead>, Problem> {
     let lead = load(&app, &lead_id).await?;
     let approval: Approval = if body.iter().all(u8::is_ascii_whitespace) { Approval::default() } else { parse_json(&body)? };
-    let edits = DraftEdits { subject: approval.subject, body: approval.body };
-    Ok(Json(Review { ports: &app.ports }.approve(lead.id, edits).await.map_err(review_problem)?))
+    if approval.accept_claims.len() > MAX_ACCEPTED_CLAIMS || approval.accept_claims.iter().any(|c| c.trim().is_empty() || c.len() > 300) {
+        return Err(Problem::invalid_field("accept_claims", format!("name at most {MAX_ACCEPTED_CLAIMS} claims of 1 to 300 characters")));
+    }
+    let edits = DraftEdits { subject: approval.subject, body: approval.body, accepted_claims: approval.accept_claims };
+    let reviewer = caller.map(|Extension(c)| c).unwrap_or_default().describe();
+    Ok(Json(Review { ports: &app.ports }.approve(lead.id, edits, &reviewer).await.map_err(review_problem)?))
 }
 
 pub async fn reject(State(app): State<AppState>, Path(lead_id): Path<String>) -> Result<Json<Lead>, Problem> {

@@ -37,5 +37,6 @@ pub async fn one_click(State(app): State<AppState>, Path(token): Path<String>) -
         Ok(_) => Ok("You are unsubscribed and will not receive further emails.\n"),
         Err(ReviewError::NotFound) => Err(Problem::not_found("this unsubscribe link is not valid")),
         Err(ReviewError::WrongState(why) | ReviewError::Unavailable(why)) => Err(Problem::unavailable(why)),
+        Err(refused @ ReviewError::Refused(_)) => Err(Problem::unavailable(refused.to_string())),
     }
 }

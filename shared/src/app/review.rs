@@ -1,12 +1,16 @@
 //! What a person decides about one lead: approve or reject a draft, resolve a parked send, and
 //! the prospect's own one-click unsubscribe.
 
+use serde_json::json;
+
+use super::journal::{self, lead_entry};
 use super::send::next_step_due;
 use super::{Committed, StepPorts};
+use crate::domain::draft_guard::{self, DraftContext};
 use crate::domain::outreach_email::{message_id_for, subject_for_step};
 use crate::domain::{
-    EmailDraft, InboundEffect, Lead, LeadEvent, LeadId, LeadState, LeadStateKind, MarkerChange, Resolution, SentMessage, SequenceEnd,
-    SkipReason, Suppression, Transition,
+    EmailDraft, FieldIssue, InboundEffect, Lead, LeadEvent, LeadId, LeadState, LeadStateKind, LogLevel, MarkerChange, Resolution,
+    SentMessage, SequenceEnd, SkipReason, Suppression, Transition,
 };
 use crate::ports::{StepMessage, StepQueue, StoreError};
 
@@ -19,6 +23,9 @@ pub enum ReviewError {
     WrongState(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The edited draft fails the guards: each problem with the field it is in.
+    #[error("the edited draft was refused")]
+    Refused(Vec<FieldIssue>),
 }
 
 impl From<StoreError> for ReviewError {
@@ -35,6 +42,14 @@ impl From<StoreError> for ReviewError {
 pub struct DraftEdits {
     pub subject: Option<String>,
     pub body: Option<String>,
+    /// Claims the guards refuse that the reviewer vouches for, as the refusal quoted them.
+    pub accepted_claims: Vec<String>,
+}
+
+impl DraftEdits {
+    fn change_anything(&self) -> bool {
+        self.subject.is_some() || self.body.is_some() || !self.accepted_claims.is_empty()
+    }
 }
 
 /// How a person resolves a parked send.
@@ -71,17 +86,29 @@ impl Review<'_> {
         Err(ReviewError::Unavailable("the lead kept changing; try again".into()))
     }
 
-    /// Approves the current draft, optionally edited, and sends it on its way. Approving an
-    /// approved lead enqueues its send again, so a retried approval is safe.
-    pub async fn approve(&self, lead_id: LeadId, edits: DraftEdits) -> Result<Lead, ReviewError> {
+    /// Approves the current draft, optionally edited, and sends it on its way. An edited draft
+    /// passes the same guards a drafted one does, less the claims the reviewer accepts by name;
+    /// the edit and the acceptance are logged with `reviewer`. Approving an approved lead
+    /// enqueues its send again, so a retried approval is safe.
+    pub async fn approve(&self, lead_id: LeadId, edits: DraftEdits, reviewer: &str) -> Result<Lead, ReviewError> {
         let lead = self.ports.store.get_lead(lead_id).await?;
         if lead.state.kind() != LeadStateKind::Approved {
             awaiting_approval(&lead)?;
         }
-        if lead.state.kind() == LeadStateKind::AwaitingApproval && (edits.subject.is_some() || edits.body.is_some()) {
+        if lead.state.kind() == LeadStateKind::AwaitingApproval && edits.change_anything() {
             let draft = self.ports.store.get_draft(lead.id, lead.step).await?;
             let draft = draft.ok_or_else(|| ReviewError::WrongState("the lead has no draft to approve".into()))?;
-            self.ports.store.put_draft(&edited(draft, edits)).await?;
+            let accepted = edits.accepted_claims.clone();
+            let draft = edited(draft, edits);
+            self.guard(&lead, &draft, &accepted).await?;
+            self.ports.store.put_draft(&draft).await?;
+            let message = match accepted.as_slice() {
+                [] => format!("the draft of step {} was edited by {reviewer}", lead.step),
+                claims => format!("the draft of step {} was edited by {reviewer}, who accepted: {}", lead.step, claims.join("; ")),
+            };
+            let details = json!({"reviewer": reviewer, "accepted_claims": accepted, "subject": draft.subject, "body": draft.body});
+            let entry = lead_entry(&lead, LogLevel::Info, "lead.draft_edited", message, self.ports.clock.now()).with_data(details);
+            journal::record(self.ports.store.as_ref(), entry).await;
         }
         let now = self.ports.clock.now();
         let (lead, approved_now) = self
@@ -169,6 +196,33 @@ impl Review<'_> {
         })
         .await
         .map(|(lead, _)| lead)
+    }
+}
+
+impl Review<'_> {
+    /// The guards a drafted email passes, applied to a reviewer's version of it.
+    async fn guard(&self, lead: &Lead, draft: &EmailDraft, accepted: &[String]) -> Result<(), ReviewError> {
+        let agent = self.ports.store.get_agent(lead.agent_id).await?;
+        let research = match &lead.research_key {
+            Some(key) => self.ports.store.get_research(key).await?,
+            None => None,
+        };
+        let context = DraftContext { agent: &agent, contact: &lead.contact, research: research.as_ref(), is_follow_up: lead.step > 0 };
+        let violations = draft_guard::check(draft, &context, accepted);
+        if violations.is_empty() {
+            return Ok(());
+        }
+        let issues = violations
+            .into_iter()
+            .map(|v| {
+                let in_subject = match &v.claim {
+                    Some(claim) => draft.subject.contains(claim.as_str()) && !draft.body.contains(claim.as_str()),
+                    None => v.reason.starts_with("the subject"),
+                };
+                FieldIssue::new(if in_subject { "subject" } else { "body" }, v.reason)
+            })
+            .collect();
+        Err(ReviewError::Refused(issues))
     }
 }
 
