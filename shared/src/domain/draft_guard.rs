@@ -168,8 +168,10 @@ pub fn check(draft: &EmailDraft, context: &DraftContext<'_>, accepted_claims: &[
     let mut accepted: Vec<String> = accepted_claims.iter().map(|c| grounding::normal(c)).collect();
     // A wrong greeting is already named as one.
     accepted.extend(greeted_name(body).map(|name| grounding::normal(&name)));
+    let accepted = accepted;
     for claim in grounding::unsupported_claims(subject, body, &sources) {
-        if !accepted.contains(&grounding::normal(&claim.claim)) {
+        let vouched = claim.kind.acceptable() && accepted.contains(&grounding::normal(&claim.claim));
+        if !vouched {
             problems.push(GuardViolation { claim: Some(claim.claim), reason: claim.why });
         }
     }
@@ -270,6 +272,14 @@ mod tests {
         }
         let accepted: Vec<String> = ["Series B", "Maria Chen", "5,000", "Congrats on the raise"].map(String::from).to_vec();
         assert_eq!(checked(&d, Some(&research()), false, &accepted), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_link_or_contact_detail_cannot_be_vouched_for() {
+        let d = draft("Initech", "Hi Ada,\n\nPay at pay-now.example/inv or call +1 555 0199.\n\nDana");
+        let accepted: Vec<String> = ["pay-now.example/inv", "+1 555 0199"].map(String::from).to_vec();
+        let found = checked(&d, Some(&research()), false, &accepted);
+        assert_eq!(found.len(), 2, "{found:?}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Figures in prose, read as values so that a paraphrase matches and a contradiction does not:
 //! "4,000", "4k", "four thousand", "$12M", "12 million", "40%", "forty percent", "2019".
 
-use super::lexicon::{APPROXIMATORS, CONVERSATIONAL_UNITS};
+use super::lexicon::CONVERSATIONAL_UNITS;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FigureKind {
@@ -11,14 +11,38 @@ pub enum FigureKind {
     Rank,
 }
 
+/// How a figure is hedged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Approximation {
+    Exact,
+    /// "about", "around", "roughly", "~": within a tenth either way.
+    About,
+    /// "over", "more than", "4k+": the true figure is at least this, and not far above.
+    AtLeast,
+    /// "nearly", "almost", "under": the true figure is at most this, and not far below.
+    AtMost,
+}
+
+impl Approximation {
+    fn from_word(word: &str) -> Self {
+        match word {
+            "about" | "around" | "roughly" | "approximately" | "some" | "circa" | "close" => Self::About,
+            "over" | "than" | "upwards" | "plus" => Self::AtLeast,
+            "nearly" | "almost" | "under" | "to" => Self::AtMost,
+            _ => Self::Exact,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Figure {
     /// The figure as written, for the refusal.
     pub text: String,
     pub value: f64,
     pub kind: FigureKind,
-    /// "over 4,000", "~40%", "4k+": a rounded figure near a source's is the same claim.
-    pub approximate: bool,
+    /// "over 4,000", "~40%", "4k+": a rounded figure near a source's is the same claim, on the
+    /// side it says.
+    pub approximate: Approximation,
     /// The word after the figure ("customers"), to say what a contradicted figure counts.
     pub unit: Option<String>,
     /// The few words after it, where a source's unit may sit behind an adjective.
@@ -28,19 +52,33 @@ pub struct Figure {
 impl Figure {
     /// Whether `source` counts the same thing, so that a different value contradicts it.
     pub fn counts_the_same_as(&self, source: &Figure) -> bool {
-        self.kind == source.kind && self.unit.as_ref().is_some_and(|u| source.following.contains(u))
+        let singular = |w: &str| w.trim_end_matches('s').to_string();
+        let Some(unit) = self.unit.as_deref().filter(|u| is_a_unit(u)) else { return false };
+        self.kind == source.kind && source.unit.iter().chain(&source.following).any(|f| singular(f) == singular(unit))
     }
 
     /// Whether `source` states the same figure: equal, or near it when this one is rounded.
+    /// "Over 1,000" is true of a source's 4,800 only when the source counts the same thing.
     pub fn matches(&self, source: &Figure) -> bool {
+        self.matches_within(source, self.counts_the_same_as(source))
+    }
+
+    fn matches_within(&self, source: &Figure, same_thing: bool) -> bool {
         if self.kind != source.kind {
             return false;
         }
-        let (a, b) = (self.value, source.value);
-        if (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0) {
+        let (claimed, found) = (self.value, source.value);
+        if (claimed - found).abs() <= 1e-9 * claimed.abs().max(found.abs()).max(1.0) {
             return true;
         }
-        self.approximate && b != 0.0 && ((a - b) / b).abs() <= 0.1
+        let near = found != 0.0 && ((claimed - found) / found).abs() <= 0.1;
+        match self.approximate {
+            Approximation::Exact => false,
+            Approximation::About => near,
+            // "over 1,000" is true of 4,800; "over 4,400" is not true of 4,000.
+            Approximation::AtLeast => found >= claimed && (same_thing || near),
+            Approximation::AtMost => near && found <= claimed,
+        }
     }
 }
 
@@ -102,9 +140,16 @@ fn core(chunk: &str) -> &str {
 
 /// A written figure: the value, whether it is a percentage, a unit glued to it ("15-minute",
 /// "4k"), and whether it was marked approximate ("~", "+").
-fn numeric(text: &str) -> Option<(f64, bool, Option<String>, bool)> {
+fn numeric(text: &str) -> Option<Written> {
+    // "US$5M", "A$2m": a currency's letters before its sign.
+    let text = match text.find(['$', '€', '£']) {
+        Some(at) if at <= 3 && text[..at].chars().all(|c| c.is_ascii_uppercase()) => &text[at..],
+        _ => text,
+    };
+    // "$49/month", "40%/yr": the figure is before the slash.
+    let text = text.split('/').next().unwrap_or(text);
     let mut text = text.trim_start_matches(['$', '€', '£', '#']);
-    let approximate_before = text.starts_with('~');
+    let about = text.starts_with('~');
     text = text.trim_start_matches(['~', '$', '€', '£']);
     let digits_end = text.find(|c: char| !(c.is_ascii_digit() || c == ',' || c == '.')).unwrap_or(text.len());
     let (number, rest) = text.split_at(digits_end);
@@ -117,7 +162,7 @@ fn numeric(text: &str) -> Option<(f64, bool, Option<String>, bool)> {
     let mut value: f64 = plain.parse().ok().or_else(|| plain.replace('.', "").parse().ok())?;
     let rest = rest.to_ascii_lowercase();
     // "4k+", "4,000+", "4k-plus": at least that many.
-    let approximate = approximate_before || rest.contains('+') || rest.ends_with("-plus");
+    let approximate = rest.contains('+') || rest.ends_with("-plus");
     let rest = rest.trim_end_matches("-plus").replace('+', "");
     let rest = rest.as_str();
     let (percent, rest) = match rest.strip_prefix('%') {
@@ -137,41 +182,71 @@ fn numeric(text: &str) -> Option<(f64, bool, Option<String>, bool)> {
     if matches!(rest, "am" | "pm") {
         unit = Some(rest.to_string());
     }
-    Some((value, percent, unit, approximate))
+    let approximate = match (about, approximate) {
+        (true, _) => Approximation::About,
+        (false, true) => Approximation::AtLeast,
+        (false, false) => Approximation::Exact,
+    };
+    Some(Written { value, percent, unit, approximate })
+}
+
+/// A figure as written in one word.
+#[derive(Clone, Debug)]
+struct Written {
+    value: f64,
+    percent: bool,
+    /// A unit glued to it: "15-minute", "am".
+    unit: Option<String>,
+    approximate: Approximation,
 }
 
 /// Every figure in `text`. Small numbers in a meeting ask or a figure of speech ("a 15-minute
 /// call", "two quick questions") and clock times are not claims and are left out, as is "one".
 pub fn figures(text: &str) -> Vec<Figure> {
+    read_figures(text, true)
+}
+
+/// Every figure a source states, the length of a meeting its call to action asks for included.
+pub fn source_figures(text: &str) -> Vec<Figure> {
+    read_figures(text, false)
+}
+
+fn read_figures(text: &str, for_claims: bool) -> Vec<Figure> {
     let chunks: Vec<&str> = text.split_whitespace().collect();
     let lower: Vec<String> = chunks.iter().map(|c| core(c).to_lowercase()).collect();
     let mut found = Vec::new();
+    let plain = |text: &str, value: f64, kind: FigureKind| Figure {
+        text: text.into(),
+        value,
+        kind,
+        approximate: Approximation::Exact,
+        unit: None,
+        following: Vec::new(),
+    };
     let mut i = 0;
     while i < chunks.len() {
         let word = core(chunks[i]);
         let start = i;
-        let parsed = if word.contains(':') && word.split(':').all(|p| p.chars().all(|c| c.is_ascii_alphanumeric())) {
-            None // a clock time, "10:30"
+        let parsed = if let Some((left, right)) = word.split_once(':').filter(|(l, r)| !l.is_empty() && !r.is_empty()) {
+            // "10:30" is a clock time; "5:1" is a ratio, two figures.
+            if let (Ok(a), Ok(b)) = (left.parse::<f64>(), right.parse::<f64>())
+                && right.len() == 1
+            {
+                found.extend([plain(word, a, FigureKind::Count), plain(word, b, FigureKind::Count)]);
+            }
+            None
         } else if let Some((left, right)) = word.split_once(['-', '–', '—']).filter(|(l, r)| is_year(l) && is_year(r)) {
             // "2019-2024": two years.
-            for year in [left, right] {
-                found.push(Figure {
-                    text: year.into(),
-                    value: year.parse().unwrap_or(0.0),
-                    kind: FigureKind::Count,
-                    approximate: false,
-                    unit: None,
-                    following: Vec::new(),
-                });
-            }
+            found.extend([left, right].map(|year| plain(year, year.parse().unwrap_or(0.0), FigureKind::Count)));
             None
         } else if let Some((left, right)) = word.split_once(['–', '—', '-']).and_then(|(l, r)| Some((numeric(l)?, numeric(r)?))) {
             // "8–12%": a range; the unit after the second end belongs to both.
-            let percent = left.1 || right.1;
-            for (value, _, _, _) in [left, right] {
-                let kind = if percent { FigureKind::Percent } else { FigureKind::Count };
-                found.push(Figure { text: word.into(), value, kind, approximate: false, unit: None, following: Vec::new() });
-            }
+            let kind = if left.percent || right.percent { FigureKind::Percent } else { FigureKind::Count };
+            found.extend([left, right].map(|end| plain(word, end.value, kind)));
+            None
+        } else if let Some(year) = word.split_once('-').map(|(_, year)| year).filter(|y| is_year(y)) {
+            // "mid-2023", "late-2024".
+            found.push(plain(word, year.parse().unwrap_or(0.0), FigureKind::Count));
             None
         } else if let Some(year) = ["fy", "cy"]
             .iter()
@@ -180,26 +255,37 @@ pub fn figures(text: &str) -> Vec<Figure> {
         {
             // "FY2024", "FY24": a fiscal year.
             let value: f64 = year.parse().unwrap_or(0.0);
-            let value = if value < 100.0 { 2000.0 + value } else { value };
-            found.push(Figure { text: word.into(), value, kind: FigureKind::Count, approximate: false, unit: None, following: Vec::new() });
+            found.push(plain(word, if value < 100.0 { 2000.0 + value } else { value }, FigureKind::Count));
+            None
+        } else if let Some(year) = chunks[i]
+            .trim_start_matches(['(', '"'])
+            .strip_prefix(['\'', '’'])
+            .map(core)
+            .filter(|y| y.len() == 2 && y.chars().all(|c| c.is_ascii_digit()))
+        {
+            // "back in '23": a year.
+            found.push(plain(word, 2000.0 + year.parse::<f64>().unwrap_or(0.0), FigureKind::Count));
             None
         } else if let Some(parsed) = numeric(word) {
             Some(parsed)
+        } else if let Some(vague) = vague(&lower, &mut i) {
+            Some(vague)
         } else {
             spelled(&lower, &mut i)
         };
         let rank = word.starts_with('#') || (start > 0 && lower[start - 1] == "number" && word.eq_ignore_ascii_case("one"));
-        let Some((mut value, mut percent, glued_unit, mut approximate)) = parsed else {
+        let Some(Written { mut value, mut percent, unit: glued_unit, mut approximate }) = parsed else {
             i += 1;
             continue;
         };
         // Words after the figure: a multiplier, "percent", then the unit it counts.
         let mut next = i + 1;
         if glued_unit.is_none() {
-            if let Some(m) =
-                lower.get(next).and_then(|w| multiplier(w.trim_end_matches("-plus").trim_end_matches('+'))).filter(|_| value < 1e3)
-            {
-                approximate |= lower[next].ends_with("-plus") || lower[next].ends_with('+');
+            let multiplied = lower.get(next).and_then(|w| multiplier(w.trim_end_matches("-plus").trim_end_matches('+')));
+            if let Some(m) = multiplied.filter(|_| value < 1e3) {
+                if lower[next].ends_with("-plus") || lower[next].ends_with('+') {
+                    approximate = Approximation::AtLeast;
+                }
                 value *= m;
                 next += 1;
             }
@@ -211,19 +297,31 @@ pub fn figures(text: &str) -> Vec<Figure> {
                 next += 2;
             }
         }
-        let unit = glued_unit.or_else(|| lower.get(next).cloned());
-        approximate |= start > 0 && APPROXIMATORS.contains(&lower[start - 1].as_str());
-        approximate |= lower.get(next).is_some_and(|w| w == "plus" || w == "or");
+        // The word after a figure says what it counts unless a clause ends at the figure or a
+        // name follows it ("in 2009, Summit Ridge …").
+        let clause_ends = chunks[next - 1].ends_with([',', '.', ';', ':', '!', '?', ')']);
+        let counted = |k: usize| chunks.get(k).filter(|c| !c.starts_with(char::is_uppercase)).map(|_| lower[k].clone());
+        let unit = glued_unit.or_else(|| if clause_ends { None } else { counted(next) });
+        let hedge = if start > 0 { Approximation::from_word(&lower[start - 1]) } else { Approximation::Exact };
+        if hedge != Approximation::Exact {
+            approximate = hedge;
+        }
+        if lower.get(next).is_some_and(|w| w == "plus") {
+            approximate = Approximation::AtLeast;
+        }
         let text: String = chunks[start..next].iter().map(|c| core(c)).collect::<Vec<_>>().join(" ");
         i = next;
-        let conversational = !percent && value <= 60.0 && unit.as_deref().is_some_and(|u| CONVERSATIONAL_UNITS.contains(&u));
+        let asks = chunks.iter().skip(next).take(6).any(|c| c.contains('?'));
+        if for_claims && !percent && !rank && small_talk(value, unit.as_deref(), &lower, start, next, asks) {
+            continue;
+        }
         // Numbers under ten spelled out are style ("two states", "three things"); a figure a
         // team would check is written in digits, is large, or is a percentage or a rank.
         let spelled_small = value < 10.0 && !text.chars().any(|c| c.is_ascii_digit()) && !rank && !percent;
-        if conversational || spelled_small {
+        if for_claims && spelled_small {
             continue;
         }
-        let following = lower.iter().skip(next).take(3).cloned().collect();
+        let following = if clause_ends { Vec::new() } else { (next..next + 3).map_while(counted).collect() };
         // "8 to 12 per cent": the first end of a range takes the second's unit.
         if percent
             && start >= 2
@@ -233,22 +331,66 @@ pub fn figures(text: &str) -> Vec<Figure> {
         {
             previous.kind = FigureKind::Percent;
         }
-        found.push(Figure {
-            text,
-            value,
-            kind: if rank {
-                FigureKind::Rank
-            } else if percent {
-                FigureKind::Percent
-            } else {
-                FigureKind::Count
-            },
-            approximate,
-            unit,
-            following,
-        });
+        let kind = if rank {
+            FigureKind::Rank
+        } else if percent {
+            FigureKind::Percent
+        } else {
+            FigureKind::Count
+        };
+        found.push(Figure { text, value, kind, approximate, unit, following });
     }
     found
+}
+
+/// Whether a word after a figure says what it counts ("customers", "rooms"), rather than
+/// being a word of the sentence around it ("in", "the").
+fn is_a_unit(word: &str) -> bool {
+    const NOT_UNITS: &[&str] = &[
+        "the", "and", "for", "with", "from", "that", "this", "are", "was", "has", "have", "its", "our", "your", "their", "since", "into",
+        "per", "plus", "more", "than", "over", "when", "which", "who", "while", "after", "before", "across", "alone",
+    ];
+    word.len() > 2 && word.chars().all(char::is_alphabetic) && !NOT_UNITS.contains(&word)
+}
+
+/// Words of a meeting ask, near which a small number of minutes is its length.
+const MEETING_WORDS: &[&str] = &["call", "chat", "meeting", "demo", "walkthrough", "conversation", "session", "intro", "review", "slot"];
+
+/// Whether a small number is part of a meeting ask or a figure of speech, not a claim: "a
+/// 15-minute call", "20 minutes next week for a demo?", "two quick questions".
+fn small_talk(value: f64, unit: Option<&str>, lower: &[String], start: usize, next: usize, asks: bool) -> bool {
+    let Some(unit) = unit.filter(|_| value <= 60.0) else { return false };
+    if CONVERSATIONAL_UNITS.contains(&unit) {
+        return true;
+    }
+    let minutes = ["minute", "minutes", "min", "mins"].contains(&unit);
+    let around = lower[start.saturating_sub(4)..start].iter().chain(lower.iter().skip(next).take(5));
+    minutes && (asks || around.map(|w| w.trim_end_matches(['?', '.', ','])).any(|w| MEETING_WORDS.contains(&w)))
+}
+
+/// "a million", "a thousand", "thousands of", "hundreds of": an amount without digits, read as
+/// the least it can mean.
+fn vague(lower: &[String], i: &mut usize) -> Option<Written> {
+    let word = lower[*i].as_str();
+    let value = match word {
+        "a" | "one" => {
+            let mut amount = multiplier(lower.get(*i + 1)?.as_str()).filter(|_| lower[*i + 1].len() > 2)?;
+            *i += 1;
+            // "a hundred and eighty": exact.
+            if let Some(rest) = lower.get(*i + 2).filter(|_| lower.get(*i + 1).is_some_and(|w| w == "and")).and_then(|w| small_number(w)) {
+                amount += rest;
+                *i += 2;
+                return Some(Written { value: amount, percent: false, unit: None, approximate: Approximation::Exact });
+            }
+            amount
+        }
+        "hundreds" => 100.0,
+        "thousands" => 1e3,
+        "millions" => 1e6,
+        "billions" => 1e9,
+        _ => return None,
+    };
+    Some(Written { value, percent: false, unit: None, approximate: Approximation::About })
 }
 
 const MONTHS: &[&str] = &[
@@ -313,7 +455,7 @@ fn is_year(text: &str) -> bool {
 
 /// A figure spelled in words starting at `*i` ("four thousand", "twenty-five", "forty"),
 /// leaving `*i` on its last word.
-fn spelled(lower: &[String], i: &mut usize) -> Option<(f64, bool, Option<String>, bool)> {
+fn spelled(lower: &[String], i: &mut usize) -> Option<Written> {
     let first = small_number(&lower[*i])?;
     let (mut total, mut current) = (0.0, first);
     let mut end = *i;
@@ -339,7 +481,7 @@ fn spelled(lower: &[String], i: &mut usize) -> Option<(f64, bool, Option<String>
         j += 1;
     }
     *i = end;
-    Some((total + current, false, None, false))
+    Some(Written { value: total + current, percent: false, unit: None, approximate: Approximation::Exact })
 }
 
 #[cfg(test)]
@@ -362,6 +504,13 @@ mod tests {
         assert_eq!(values("from 2019-2024"), [(2019.0, Count), (2024.0, Count)]);
         assert_eq!(values("rise 8–12% or 8 to 12 per cent"), [(8.0, Percent), (12.0, Percent), (8.0, Percent), (12.0, Percent)]);
         assert_eq!(values("12k+ installs, twelve thousand-plus systems, FY2024"), [(12e3, Count), (12e3, Count), (2024.0, Count)]);
+        assert_eq!(
+            values("$49/month, 40%/yr, US$5M, a 5:1 ROI, mid-2023"),
+            [(49.0, Count), (40.0, Percent), (5e6, Count), (5.0, Count), (1.0, Count), (2023.0, Count)]
+        );
+        assert_eq!(values("a hundred teams, thousands of shippers, a million parcels"), [(100.0, Count), (1e3, Count), (1e6, Count)]);
+        assert_eq!(values("seats a hundred and eighty guests, back in '23"), [(180.0, Count), (2023.0, Count)]);
+        assert_eq!(values("cut dispatch time by 30 minutes, 3 times faster"), [(30.0, Count), (3.0, Count)]);
     }
 
     #[test]
@@ -384,6 +533,8 @@ mod tests {
     fn a_rounded_figure_matches_a_near_source_figure_but_a_different_one_does_not() {
         let source = &figures("4,200 customers")[0];
         assert!(figures("over 4,000 customers")[0].matches(source));
+        assert!(figures("about 4,000 customers")[0].matches(source));
+        assert!(!figures("over 4,400 customers")[0].matches(source), "an overstatement is not the same claim");
         assert!(!figures("4,000 customers")[0].matches(source));
         assert!(!figures("5,000 customers")[0].matches(source));
         assert!(!figures("42% of customers")[0].matches(&figures("42 customers")[0]));

@@ -13,12 +13,12 @@ mod figures;
 mod lexicon;
 mod reading;
 
-pub use figures::{Figure, FigureKind, MonthYear, figures, month_years};
+pub use figures::{Figure, FigureKind, MonthYear, figures, month_years, source_figures};
 pub use reading::{Link, details, normal, phone_digits};
 
 use lexicon::{
-    COMMON_WORDS, EVENT_KINDS, EVENT_SUPPORT, GENERAL_MARKERS, GENERALITY_ADVERBS, NAME_CONNECTORS, ORDINARY_SUFFIXES, PROSPECT_MARKERS,
-    SENDER_MARKERS, SUPERLATIVE_POSSESSIVES,
+    COMMON_WORDS, EVENT_KINDS, EVENT_SUPPORT, GENERAL_MARKERS, GENERALITY_ADVERBS, NAME_CONNECTORS, OF_THE_PRODUCT, ORDINARY_SUFFIXES,
+    PROSPECT_MARKERS, SENDER_MARKERS, SUPERLATIVE_POSSESSIVES,
 };
 use reading::{Word, lower_case_forms, name_runs, sentences, words};
 
@@ -30,6 +30,26 @@ pub struct UnsupportedClaim {
     /// The claim as the draft writes it: a reviewer may accept exactly this text.
     pub claim: String,
     pub why: String,
+    pub kind: ClaimKind,
+}
+
+/// What kind of claim it is. A person may vouch for a fact, never for a link or a contact
+/// detail the agent does not declare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimKind {
+    Link,
+    ContactDetail,
+    Figure,
+    Date,
+    Name,
+    Event,
+}
+
+impl ClaimKind {
+    /// Whether a reviewer who knows better may accept a claim of this kind by name.
+    pub fn acceptable(self) -> bool {
+        !matches!(self, ClaimKind::Link | ClaimKind::ContactDetail)
+    }
 }
 
 /// What a draft may draw on, read once per draft.
@@ -42,14 +62,14 @@ pub struct Sources {
     lower_case_words: std::collections::HashSet<String>,
     /// The brief (sender details, pitch, the sequence's own text), normalised.
     brief: String,
-    /// The lead record, normalised.
-    lead: String,
     research_figures: Vec<Figure>,
     other_figures: Vec<Figure>,
     /// Every month with its year the sources state.
     dates: Vec<MonthYear>,
     /// Digits of the sender's postal address: a postcode is not a phone number.
     address_digits: String,
+    /// The sender's postal address as written.
+    postal_address: String,
     declared_links: Vec<Link>,
     contact_emails: Vec<String>,
     contact_phones: Vec<String>,
@@ -76,10 +96,10 @@ impl Sources {
         .into_iter()
         .flatten()
         .collect();
+        // Figures come from what the team says of itself, not from its street number or phone.
         let mut brief_texts: Vec<String> = vec![
             sender.name.clone(),
             sender.company.clone(),
-            sender.postal_address.clone(),
             pitch.product.clone(),
             pitch.value_proposition.clone(),
             pitch.target_audience.clone(),
@@ -87,15 +107,15 @@ impl Sources {
             pitch.call_to_action.clone(),
         ];
         brief_texts.extend(agent.sequence.iter().flat_map(|s| [s.subject.clone(), s.body.clone()]));
-        brief_texts.extend(sender.phone.clone());
         let joined = |texts: &mut dyn Iterator<Item = &str>| texts.map(normal).collect::<Vec<_>>().join("|");
         let research_joined = joined(&mut research_texts.iter().copied());
         let lead = joined(&mut lead_texts.iter().map(String::as_str));
         let brief = joined(&mut brief_texts.iter().map(String::as_str));
-        let names = [research_joined.as_str(), &joined(&mut taglines.iter().copied()), &lead, &brief].join("|");
+        let names =
+            [research_joined.as_str(), &joined(&mut taglines.iter().copied()), &lead, &brief, &normal(&sender.postal_address)].join("|");
         let all_raw = research_texts.iter().copied().chain(taglines.iter().copied()).chain(brief_texts.iter().map(String::as_str));
         let lower_case_words = all_raw.flat_map(lower_case_forms).collect();
-        let figures_of = |texts: &mut dyn Iterator<Item = &str>| texts.flat_map(|t| figures(&details(t).rest)).collect::<Vec<_>>();
+        let figures_of = |texts: &mut dyn Iterator<Item = &str>| texts.flat_map(|t| source_figures(&details(t).rest)).collect::<Vec<_>>();
         let declared_links = [&sender.website, &sender.booking_link].into_iter().flatten().filter_map(|l| Link::parse(l)).collect();
         Sources {
             research: research_joined,
@@ -104,9 +124,9 @@ impl Sources {
             research_figures: figures_of(&mut research_texts.iter().copied()),
             dates: research_texts.iter().copied().chain(brief_texts.iter().map(String::as_str)).flat_map(month_years).collect(),
             address_digits: phone_digits(&sender.postal_address),
+            postal_address: sender.postal_address.clone(),
             other_figures: figures_of(&mut lead_texts.iter().map(String::as_str).chain(brief_texts.iter().map(String::as_str))),
             brief,
-            lead,
             declared_links,
             contact_emails: [Some(&sender.email), sender.reply_to.as_ref()]
                 .into_iter()
@@ -128,54 +148,72 @@ impl Sources {
 /// Every claim in the draft that no allowed source supports.
 pub fn unsupported_claims(subject: &str, body: &str, sources: &Sources) -> Vec<UnsupportedClaim> {
     let mut claims = Vec::new();
-    let mut refuse = |claim: String, why: String| {
+    let mut refuse = |kind: ClaimKind, claim: String, why: String| {
         if !claims.iter().any(|c: &UnsupportedClaim| c.claim == claim) {
-            claims.push(UnsupportedClaim { claim, why });
+            claims.push(UnsupportedClaim { claim, why, kind });
         }
     };
-    let subject_details = details(subject);
-    let body_details = details(body);
+    // The sender's own postal address, copied into a signature, is theirs to give.
+    let (subject, body) = (without(subject, &sources.postal_address), without(body, &sources.postal_address));
+    let subject_details = details(&subject);
+    let body_details = details(&body);
     for found in [&subject_details, &body_details] {
         for link in &found.links {
             if !sources.declared_links.iter().any(|d| link.within(d)) {
-                refuse(link.text.clone(), format!("the link '{}' is not one the agent declares (its website or booking link)", link.text));
+                refuse(
+                    ClaimKind::Link,
+                    link.text.clone(),
+                    format!("the link '{}' is not one the agent declares (its website or booking link)", link.text),
+                );
             }
         }
         for email in &found.emails {
             if !sources.contact_emails.contains(email) {
-                refuse(email.clone(), format!("the email address '{email}' is not the sender's"));
+                refuse(ClaimKind::ContactDetail, email.clone(), format!("the email address '{email}' is not the sender's"));
             }
         }
         for phone in &found.phones {
             let digits = phone_digits(phone);
             let in_address = !digits.is_empty() && sources.address_digits.contains(&digits);
             if !in_address && !sources.contact_phones.iter().any(|p| p.ends_with(&digits) || digits.ends_with(p.as_str())) {
-                refuse(phone.clone(), format!("the phone number '{phone}' is not the sender's"));
+                refuse(ClaimKind::ContactDetail, phone.clone(), format!("the phone number '{phone}' is not the sender's"));
             }
         }
     }
     let text = format!("{}\n{}", subject_details.rest, body_details.rest);
 
     for figure in figures(&text) {
-        let supported = sources.research_figures.iter().chain(&sources.other_figures).any(|s| figure.matches(s));
+        // A figure research gives for the same thing must be the one; otherwise any source's.
+        let same_thing: Vec<&Figure> = sources.research_figures.iter().filter(|s| figure.counts_the_same_as(s)).collect();
+        // When research counts the same thing, only a figure for that thing supports this one
+        // (research's or the brief's own, "used by 300 clinics"); otherwise any source's.
+        let supported = if same_thing.is_empty() {
+            sources.research_figures.iter().chain(&sources.other_figures).any(|s| figure.matches(s))
+        } else {
+            same_thing
+                .iter()
+                .copied()
+                .chain(sources.other_figures.iter().filter(|s| figure.counts_the_same_as(s)))
+                .any(|s| figure.matches(s))
+        };
         if !supported {
-            let near = sources.research_figures.iter().find(|s| figure.counts_the_same_as(s));
+            let near = same_thing.first();
             let why = match near {
                 Some(source) => format!("the figure '{}' contradicts the research, which says '{}'", figure.text, source.text),
                 None => format!("the figure '{}' is not in the research, the lead record or the brief", figure.text),
             };
-            refuse(figure.text.clone(), why);
+            refuse(ClaimKind::Figure, figure.text.clone(), why);
         }
     }
 
     for date in month_years(&text) {
         if !sources.dates.iter().any(|d| d.month == date.month && d.year == date.year) {
-            refuse(date.text.clone(), format!("the date '{}' is not in the research or the brief", date.text));
+            refuse(ClaimKind::Date, date.text.clone(), format!("the date '{}' is not in the research or the brief", date.text));
         }
     }
 
     let draft_lower_case: std::collections::HashSet<String> = lower_case_forms(&text).collect();
-    let subject_title_case = title_case(subject);
+    let subject_title_case = title_case(&subject);
     for (part, in_subject) in [(&subject_details.rest, true), (&body_details.rest, false)] {
         // A capital at the start of a sentence or in a Title Case subject says nothing: such a
         // word is a name only if nothing shows it to be an ordinary word.
@@ -210,7 +248,7 @@ pub fn unsupported_claims(subject: &str, body: &str, sources: &Sources) -> Vec<U
         };
         for run in name_runs(&words(part)) {
             for (claim, why) in unsupported_in_run(&run, sources, &ordinary) {
-                refuse(claim, why);
+                refuse(ClaimKind::Name, claim, why);
             }
         }
     }
@@ -236,9 +274,12 @@ pub fn unsupported_claims(subject: &str, body: &str, sources: &Sources) -> Vec<U
         }
         for (kind, form, at) in said_events {
             // A superlative is said of someone ("the Midwest's most reliable carrier"): never general.
-            let general = kind != "superlative"
-                && (said_words[..at].iter().any(|w| GENERAL_MARKERS.contains(w))
-                    || (!prospect_voice && GENERALITY_ADVERBS.iter().any(|a| has(a))));
+            // A hypothetical ("if you're hiring") or a statement about companies in general
+            // claims nothing; one that names the prospect is about them.
+            let hypothetical = said_words[..at].iter().any(|w| *w == "if" || *w == "whether");
+            let about_others = !prospect_voice
+                && (said_words[..at].iter().any(|w| GENERAL_MARKERS.contains(w)) || GENERALITY_ADVERBS.iter().any(|a| has(a)));
+            let general = kind != "superlative" && (hypothetical || about_others);
             let support: Vec<String> = if kind == "superlative" {
                 vec![form.clone()]
             } else {
@@ -247,10 +288,16 @@ pub fn unsupported_claims(subject: &str, body: &str, sources: &Sources) -> Vec<U
                 forms.chain(extra).map(|f| normal(f)).collect()
             };
             let in_text = |text: &str| support.iter().any(|f| text.contains(f.as_str()));
-            let in_research = in_text(&sources.research) || in_text(&sources.lead);
+            // What happened to the prospect comes from research; what the sender says of itself,
+            // in its own voice and about no one else, may come from the brief.
+            let in_research = in_text(&sources.research);
             let in_brief = in_text(&sources.brief);
-            if !(general || in_research || (in_brief && (sender_voice || !prospect_voice))) {
+            // Certifications and customer proof are said of the product: the brief supports them
+            // however the sentence is put.
+            let of_the_product = OF_THE_PRODUCT.contains(&kind);
+            if !(general || in_research || (in_brief && (of_the_product || (sender_voice && !prospect_voice)))) {
                 refuse(
+                    ClaimKind::Event,
                     sentence.trim().to_string(),
                     format!("'{}' claims {} ('{form}') that no allowed source shows", sentence.trim(), article(kind)),
                 );
@@ -258,6 +305,17 @@ pub fn unsupported_claims(subject: &str, body: &str, sources: &Sources) -> Vec<U
         }
     }
     claims
+}
+
+/// `text` with the sender's postal address, and each line of it, blanked out.
+fn without(text: &str, postal_address: &str) -> String {
+    let mut text = text.to_string();
+    let whole = postal_address.trim();
+    let parts = std::iter::once(whole).chain(postal_address.split([',', '\n']).map(str::trim));
+    for part in parts.filter(|p| p.chars().count() >= 6) {
+        text = text.replace(part, "|");
+    }
+    text
 }
 
 /// Where a sentence's words say `form`: the phrase as written, or a determiner's form with up to

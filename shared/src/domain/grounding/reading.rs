@@ -1,7 +1,7 @@
 //! Reading prose for what it claims: links and bare domains, email addresses, phone numbers,
 //! the words of each sentence, and runs of capitalised words that name someone or something.
 
-use super::lexicon::{NAME_CONNECTORS, TOP_LEVEL_DOMAINS};
+use super::lexicon::NAME_CONNECTORS;
 
 /// A URL or bare domain as written, with the host and path it points to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,7 +47,15 @@ fn trimmed_chunk(chunk: &str) -> (usize, &str) {
     (start_trim, inner.trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '>', '"', '\'', '*', '”', '’']))
 }
 
-/// `name.tld` or `name.tld/path`, with a top-level domain people use, written in lower case.
+/// Endings that make `name.ending` a file or a language, not a web address ("node.js").
+const NOT_DOMAINS: &[&str] = &[
+    "js", "ts", "py", "rs", "rb", "md", "txt", "pdf", "csv", "png", "jpg", "jpeg", "gif", "svg", "html", "htm", "php", "exe", "zip", "doc",
+    "docx", "xls", "xlsx", "ppt", "pptx", "json", "xml", "yaml", "yml", "sh", "eg", "etc", "vs", "al",
+];
+
+/// `name.tld` or `name.tld/path`: dotted labels ending in letters, written in lower case. Any
+/// ending counts (new ones appear every year) except file and language endings, and a single
+/// letter before the dot is an abbreviation ("e.g").
 fn is_bare_domain(text: &str) -> bool {
     let host = text.split(['/', '?', '#']).next().unwrap_or(text);
     let host = host.split(':').next().unwrap_or(host);
@@ -57,40 +65,64 @@ fn is_bare_domain(text: &str) -> bool {
     }
     let tld = labels[labels.len() - 1];
     let first = labels[0];
-    TOP_LEVEL_DOMAINS.contains(&tld) && !first.chars().all(|c| c.is_ascii_digit()) && (first.len() > 1 || labels.len() > 2)
+    let ending = (2..=24).contains(&tld.len()) && tld.chars().all(|c| c.is_ascii_lowercase()) && !NOT_DOMAINS.contains(&tld);
+    ending && !first.chars().all(|c| c.is_ascii_digit()) && (first.len() > 1 || labels.len() > 2)
 }
+
+/// Where a link starts inside a piece of text: "[book](https://…)", "href=\"https://…",
+/// "Book:https://…".
+fn link_start(text: &str) -> Option<usize> {
+    let lower = text.to_ascii_lowercase();
+    ["https://", "http://", "www."].iter().filter_map(|scheme| lower.find(scheme)).min()
+}
+
+const MARKUP: &[char] = &['(', '[', '<', '>', '"', '=', '|', '{', '}', ']', ')'];
 
 pub fn details(text: &str) -> Details {
     let mut found = Details::default();
     let mut blanked: Vec<char> = text.chars().collect();
-    let blank = |start_byte: usize, len_bytes: usize, blanked: &mut Vec<char>| {
-        let start = text[..start_byte].chars().count();
-        let len = text[start_byte..start_byte + len_bytes].chars().count();
-        for c in &mut blanked[start..start + len] {
-            *c = BLANK;
-        }
-    };
-    let mut offset = 0;
+    // Characters before each chunk, counted as the chunks go by: one pass over the text.
+    let mut chars_before = 0;
     for chunk in text.split_inclusive(char::is_whitespace) {
-        let chunk_start = offset;
-        offset += chunk.len();
-        let (lead, word) = trimmed_chunk(chunk.trim_end());
-        let lower = word.to_ascii_lowercase();
-        let at = word.find('@');
-        if let Some(at) = at.filter(|at| *at > 0 && word[at + 1..].contains('.') && !word[at + 1..].ends_with('.')) {
-            let _ = at;
-            found.emails.push(lower);
-        } else if lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("www.") || is_bare_domain(word) {
-            if let Some(link) = Link::parse(word) {
-                found.links.push(link);
-            }
+        let chunk_chars = chunk.chars().count();
+        let word = chunk.trim_end();
+        // A link may sit inside punctuation or markup; an address or a bare domain is a piece
+        // between brackets, quotes or equals signs.
+        let mut spans: Vec<(usize, &str)> = Vec::new();
+        if let Some(at) = link_start(word) {
+            let link = word[at..].split(['"', '\'', '<', '>', ')', ']']).next().unwrap_or_default();
+            spans.push((at, link.trim_end_matches(['.', ',', ';', ':', '!', '?', '*', '”', '’', '}'])));
         } else {
-            continue;
+            let mut offset = 0;
+            for piece in word.split_inclusive(MARKUP) {
+                let (lead, inner) = trimmed_chunk(piece.trim_end_matches(MARKUP));
+                if !inner.is_empty() {
+                    spans.push((offset + lead, inner));
+                }
+                offset += piece.len();
+            }
         }
-        blank(chunk_start + lead, word.len(), &mut blanked);
+        for (at, piece) in spans {
+            let lower = piece.to_ascii_lowercase();
+            let is_email = piece.find('@').is_some_and(|at| at > 0 && piece[at + 1..].contains('.') && !piece[at + 1..].ends_with('.'));
+            if is_email {
+                found.emails.push(lower);
+            } else if link_start(piece) == Some(0) || is_bare_domain(piece) {
+                match Link::parse(piece) {
+                    Some(link) => found.links.push(link),
+                    None => continue,
+                }
+            } else {
+                continue;
+            }
+            let start = chars_before + word[..at].chars().count();
+            for c in &mut blanked[start..start + piece.chars().count()] {
+                *c = BLANK;
+            }
+        }
+        chars_before += chunk_chars;
     }
-    let partly: String = blanked.iter().collect();
-    let mut chars: Vec<char> = partly.chars().collect();
+    let mut chars = blanked;
     for (start, end) in phone_spans(&chars) {
         found.phones.push(chars[start..end].iter().collect::<String>().trim().to_string());
         for c in &mut chars[start..end] {
@@ -136,10 +168,10 @@ fn phone_spans(chars: &[char]) -> Vec<(usize, usize)> {
         let touches_letter = chars.get(end).is_some_and(|c| c.is_alphabetic());
         if (7..=15).contains(&digits.len()) && (span.starts_with('+') || groups >= 2) && !year_range && !touches_letter {
             spans.push((i, end));
-            i = end;
-        } else {
-            i += 1;
         }
+        // Either way the run is read once: a number inside a run that is not a phone number is
+        // not one either.
+        i = end.max(i + 1);
     }
     spans
 }
@@ -316,7 +348,14 @@ mod tests {
         assert_eq!(found.phones.iter().map(|p| phone_digits(p)).collect::<Vec<_>>(), ["15550100199"]);
         assert!(!found.rest.contains("pay-now") && !found.rest.contains("555") && found.rest.contains("Node.js"));
         assert!(details("from 2019-2024, 4,000,000 users, e.g. this").phones.is_empty());
-        assert!(details("from 2019-2024, e.g. this, U.S. teams").links.is_empty());
+        assert!(details("from 2019-2024, e.g. this, U.S. teams, Node.js, report.pdf").links.is_empty());
+        let hidden = details(
+            "Grab a slot: [book a call](https://cal.evil.example/dana). <a href=\"https://evil.example\">x</a> Book:https://b.example pay.acme-billing.top",
+        );
+        let hosts: Vec<&str> = hidden.links.iter().map(|l| l.host.as_str()).collect();
+        assert_eq!(hosts, ["cal.evil.example", "evil.example", "b.example", "pay.acme-billing.top"]);
+        let long = "1 ".repeat(50_000) + &"ab.com ".repeat(20_000);
+        assert_eq!(details(&long).links.len(), 20_000, "one pass, however long");
     }
 
     #[test]
