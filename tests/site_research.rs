@@ -364,6 +364,15 @@ mod safe_fetching {
             );
         }
         assert!(internal.received_requests().await.unwrap().is_empty(), "the internal server was reached");
+
+        // An exception holds for its own site: another excepted server is not reached by a
+        // redirect from it either.
+        let access = NetworkAccess { exceptions: vec![*site.address(), *internal.address()], name_servers: Some(vec![dns_server()]) };
+        let research =
+            SiteResearch::new(format!("{}/{{domain}}/", site.uri()), SiteResearchLimits::default(), access, Arc::new(SystemClock)).unwrap();
+        let report = research.research_company("Acme", "to-loopback.example").await;
+        assert!(report.note.as_deref().is_some_and(|n| n.contains("redirect was refused")), "{report:?}");
+        assert!(internal.received_requests().await.unwrap().is_empty(), "the other exception was reached through a redirect");
         let moved = research.research_company("Moved Co", "moved.example").await;
         assert_eq!(moved.summary.as_deref(), Some("Moved Co ships parts to 90 plants."));
     }

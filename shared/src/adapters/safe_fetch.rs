@@ -29,14 +29,19 @@ pub fn is_public(ip: IpAddr) -> bool {
                 return is_public_v4(v4);
             }
             let segments = v6.segments();
-            // NAT64 (64:ff9b::/96) reaches the IPv4 address in its last 32 bits.
-            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                return is_public_v4(Ipv4Addr::new(
-                    (segments[6] >> 8) as u8,
-                    segments[6] as u8,
-                    (segments[7] >> 8) as u8,
-                    segments[7] as u8,
-                ));
+            let embedded = |high: u16, low: u16| Ipv4Addr::new((high >> 8) as u8, high as u8, (low >> 8) as u8, low as u8);
+            // NAT64 (64:ff9b::/96) and SIIT (::ffff:0:0:0/96) reach the IPv4 address in their
+            // last 32 bits, 6to4 (2002::/16) the one after its prefix.
+            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || segments[..6] == [0, 0, 0, 0, 0xffff, 0] {
+                return is_public_v4(embedded(segments[6], segments[7]));
+            }
+            if segments[0] == 0x2002 {
+                return is_public_v4(embedded(segments[1], segments[2]));
+            }
+            // Local-use NAT64 (64:ff9b:1::/48) and Teredo (2001::/32) lead wherever their
+            // operator routes them.
+            if segments[..3] == [0x64, 0xff9b, 1] || (segments[0] == 0x2001 && segments[1] == 0) {
+                return false;
             }
             !(v6.is_loopback()
                 || v6.is_unspecified()
@@ -126,11 +131,10 @@ impl Resolve for CheckedResolver {
                 .lookup_ip(format!("{}.", host.trim_end_matches('.')))
                 .await
                 .map_err(|e| format!("{host} could not be resolved: {e}"))?;
-            let all: Vec<IpAddr> = found.iter().collect();
-            let admitted: Vec<SocketAddr> = all.iter().filter(|ip| is_public(**ip)).map(|ip| SocketAddr::new(*ip, 0)).collect();
+            let admitted: Vec<SocketAddr> = found.iter().filter(|ip| is_public(*ip)).map(|ip| SocketAddr::new(ip, 0)).collect();
             if admitted.is_empty() {
-                let listed: Vec<String> = all.iter().map(ToString::to_string).collect();
-                return Err(format!("{host} resolves only to addresses research may not reach ({})", listed.join(", ")).into());
+                // Which internal addresses it named stays out of the note: the API shows notes.
+                return Err(format!("{host} resolves only to addresses research may not reach").into());
             }
             Ok(Box::new(admitted.into_iter()) as Addrs)
         })
@@ -150,7 +154,13 @@ pub fn guarded_client(
         if attempt.previous().len() > max_redirects {
             return attempt.error(format!("more than {max_redirects} redirects"));
         }
-        match hops.refusal(attempt.url()) {
+        // An exception holds for the site it names: a redirect may stay on it, but a page
+        // elsewhere cannot send research into it.
+        let first = attempt.previous().first();
+        let same_site =
+            first.is_some_and(|f| f.host() == attempt.url().host() && f.port_or_known_default() == attempt.url().port_or_known_default());
+        let refusal = if same_site { hops.refusal(attempt.url()) } else { FetchPolicy::public_only().refusal(attempt.url()) };
+        match refusal {
             Some(why) => attempt.error(format!("a redirect was refused: {why}")),
             None => attempt.follow(),
         }

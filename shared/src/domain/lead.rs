@@ -60,7 +60,9 @@ pub fn not_a_host_name(domain: &str) -> Option<String> {
     let valid_label =
         |l: &str| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && !l.starts_with('-');
     let labels: Vec<&str> = domain.split('.').collect();
-    let numeric = domain.parse::<std::net::IpAddr>().is_ok()
+    // Read as a browser would: "0x7f.1", "2130706433" and "127.1" are addresses too.
+    let as_url = url::Url::parse(&format!("http://{domain}/"));
+    let numeric = matches!(as_url.as_ref().map(|u| u.host()), Ok(Some(url::Host::Ipv4(_) | url::Host::Ipv6(_))))
         || domain.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok()
         || labels.last().is_some_and(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()));
     if numeric || domain.contains(':') {
@@ -445,6 +447,10 @@ mod tests {
         assert_eq!(contact.research_domain(), None);
         contact.company_domain = Some("https://www.Initech.example/".into());
         assert_eq!(contact.research_domain().as_deref(), Some("initech.example"));
+        for address in ["127.0.0.1", "0x7f.0x1", "2130706433", "127.1", "[::1]", "initech.example:8443", "localhost"] {
+            contact.company_domain = Some(address.into());
+            assert_eq!(contact.research_domain(), None, "{address}");
+        }
     }
 
     #[test]
