@@ -149,6 +149,8 @@ mod reviewer_edits {
         accepted["accept_claims"] = json!(["Series B"]);
         let (status, lead) = call(&app, &token, Method::POST, &approve, "application/json", accepted.to_string()).await;
         assert_eq!(status, StatusCode::OK, "{lead}");
+        let (status, late) = call(&app, &token, Method::POST, &approve, "application/json", edit.to_string()).await;
+        assert_eq!(status, StatusCode::CONFLICT, "an edit after the approval would never be sent: {late}");
         app.drain().await;
         let emails = app.emails();
         assert_eq!(emails.len(), 1);
@@ -156,7 +158,7 @@ mod reviewer_edits {
         let logs_uri = format!("/api/v1/executions/{execution_id}/logs?limit=500");
         let (_, logs) = call(&app, &token, Method::GET, &logs_uri, "application/json", String::new()).await;
         let edited =
-            logs["items"].as_array().unwrap().iter().find(|e| e["event"] == "lead.draft_edited").expect("the edit is logged").clone();
+            logs["items"].as_array().unwrap().iter().find(|e| e["event"] == "lead.approved").expect("the approval is logged").clone();
         assert_eq!(edited["data"]["reviewer"], format!("API key {key_id}"));
         assert_eq!(edited["data"]["accepted_claims"], json!(["Series B"]));
         assert!(edited["message"].as_str().unwrap().contains("accepted: Series B"), "{edited}");

@@ -214,8 +214,8 @@ async fn in_the_pipeline_an_invented_fact_is_refused_and_the_second_draft_is_sen
     let execution = app.execution(&execution_id).await;
     assert_eq!(
         (execution["counters"]["prompt_tokens"].as_u64(), execution["counters"]["completion_tokens"].as_u64()),
-        (Some(120 + 300), Some(40 + 20)),
-        "the verifier's tokens count with the draft's"
+        (Some(120 + 120 + 300), Some(40 + 40 + 20)),
+        "the refused draft, the sent one and the verifier's check all count"
     );
     let logs = app.get(&format!("/api/v1/executions/{execution_id}/logs?limit=500")).await;
     let drafted = logs.body["items"].as_array().unwrap().iter().find(|e| e["event"] == "lead.drafted").unwrap().clone();

@@ -63,7 +63,7 @@ impl DraftStep {
             Admission::Proceed(execution) => execution,
             Admission::Stop(outcome) => return Ok(outcome),
         };
-        let VerifiedDraft { outcome, verification } = match self.acceptable_draft(&lead).await? {
+        let VerifiedDraft { outcome, verification, spent } = match self.acceptable_draft(&lead).await? {
             Ok(verified) => verified,
             Err(Refusal::Fail(why)) => return fail(ports, &lead, why).await,
             Err(Refusal::Configuration(why)) => {
@@ -77,7 +77,7 @@ impl DraftStep {
             needs_approval: agent_requires_approval,
             subject: outcome.draft.subject.clone(),
             drafted_by: outcome.draft.drafted_by.clone(),
-            usage: total_usage(outcome.usage, verification.as_ref().map(|v| v.usage)),
+            usage: spent,
         };
         let Ok(drafted) = lead.advanced(event, ports.clock.now()) else {
             return Ok(StepOutcome::Ignored("lead changed while drafting".into()));
@@ -99,6 +99,7 @@ impl DraftStep {
         };
         let mut feedback: Vec<String> = Vec::new();
         let mut previous: Option<EmailDraft> = None;
+        let mut spent: Option<TokenUsage> = None;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -116,6 +117,7 @@ impl DraftStep {
                 Err(DraftError::Rejected(why)) => return Ok(Err(Refusal::Fail(format!("no draft for step {}: {why}", lead.step)))),
                 Err(DraftError::Configuration(why)) => return Ok(Err(Refusal::Configuration(why))),
             };
+            spent = total_usage(spent, outcome.usage);
             let context = DraftContext { agent: &agent, contact: &lead.contact, research: research.as_ref(), is_follow_up: lead.step > 0 };
             let mut violations = draft_guard::check(&outcome.draft, &context, &[]);
             let mut verification = None;
@@ -136,6 +138,7 @@ impl DraftStep {
                     }
                     Err(DraftError::Configuration(why)) => return Ok(Err(Refusal::Configuration(why))),
                 }
+                spent = total_usage(spent, verification.as_ref().map(|v| v.usage));
                 if let Some(verification) = &verification {
                     violations.extend(
                         verification.unsupported.iter().map(|c| GuardViolation { claim: Some(c.claim.clone()), reason: c.why.clone() }),
@@ -143,7 +146,7 @@ impl DraftStep {
                 }
             }
             if violations.is_empty() {
-                return Ok(Ok(VerifiedDraft { outcome, verification }));
+                return Ok(Ok(VerifiedDraft { outcome, verification, spent }));
             }
             let reasons: Vec<String> = violations.iter().map(ToString::to_string).collect();
             let refused = format!("draft of step {} refused: {}", lead.step, reasons.join("; "));
@@ -170,6 +173,8 @@ impl DraftStep {
 struct VerifiedDraft {
     outcome: DraftOutcome,
     verification: Option<Verification>,
+    /// Every model call's tokens for this draft, refused attempts and their checks included.
+    spent: Option<TokenUsage>,
 }
 
 /// Why a lead gets no draft.

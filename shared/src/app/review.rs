@@ -3,14 +3,13 @@
 
 use serde_json::json;
 
-use super::journal::{self, lead_entry};
 use super::send::next_step_due;
 use super::{Committed, StepPorts};
 use crate::domain::draft_guard::{self, DraftContext};
 use crate::domain::outreach_email::{message_id_for, subject_for_step};
 use crate::domain::{
-    EmailDraft, FieldIssue, InboundEffect, Lead, LeadEvent, LeadId, LeadState, LeadStateKind, LogLevel, MarkerChange, Resolution,
-    SentMessage, SequenceEnd, SkipReason, Suppression, Transition,
+    EmailDraft, FieldIssue, InboundEffect, Lead, LeadEvent, LeadId, LeadState, LeadStateKind, MarkerChange, Resolution, SentMessage,
+    SequenceEnd, SkipReason, Suppression, Transition,
 };
 use crate::ports::{StepMessage, StepQueue, StoreError};
 
@@ -92,10 +91,12 @@ impl Review<'_> {
     /// enqueues its send again, so a retried approval is safe.
     pub async fn approve(&self, lead_id: LeadId, edits: DraftEdits, reviewer: &str) -> Result<Lead, ReviewError> {
         let lead = self.ports.store.get_lead(lead_id).await?;
-        if lead.state.kind() != LeadStateKind::Approved {
+        if lead.state.kind() != LeadStateKind::Approved || edits.change_anything() {
+            // An edit to a draft already approved would never be the one sent.
             awaiting_approval(&lead)?;
         }
-        if lead.state.kind() == LeadStateKind::AwaitingApproval && edits.change_anything() {
+        let mut audit = None;
+        if edits.change_anything() {
             let draft = self.ports.store.get_draft(lead.id, lead.step).await?;
             let draft = draft.ok_or_else(|| ReviewError::WrongState("the lead has no draft to approve".into()))?;
             let accepted = edits.accepted_claims.clone();
@@ -103,12 +104,13 @@ impl Review<'_> {
             self.guard(&lead, &draft, &accepted).await?;
             self.ports.store.put_draft(&draft).await?;
             let message = match accepted.as_slice() {
-                [] => format!("the draft of step {} was edited by {reviewer}", lead.step),
-                claims => format!("the draft of step {} was edited by {reviewer}, who accepted: {}", lead.step, claims.join("; ")),
+                [] => format!("the draft of step {} was edited and approved by {reviewer}", lead.step),
+                claims => {
+                    format!("the draft of step {} was edited and approved by {reviewer}, who accepted: {}", lead.step, claims.join("; "))
+                }
             };
             let details = json!({"reviewer": reviewer, "accepted_claims": accepted, "subject": draft.subject, "body": draft.body});
-            let entry = lead_entry(&lead, LogLevel::Info, "lead.draft_edited", message, self.ports.clock.now()).with_data(details);
-            journal::record(self.ports.store.as_ref(), entry).await;
+            audit = Some((message, details));
         }
         let now = self.ports.clock.now();
         let (lead, approved_now) = self
@@ -116,7 +118,12 @@ impl Review<'_> {
                 LeadStateKind::Approved => Ok(None),
                 _ => {
                     awaiting_approval(lead)?;
-                    Ok(lead.advanced(LeadEvent::DraftApproved, now).ok())
+                    // The edit and the acceptance are recorded with the approval, in one write.
+                    let approval = lead.advanced(LeadEvent::DraftApproved, now).ok();
+                    Ok(match (&audit, approval) {
+                        (Some((message, details)), Some(t)) => Some(t.with_log_message(message.clone()).with_log_data(details.clone())),
+                        (_, approval) => approval,
+                    })
                 }
             })
             .await?;
