@@ -24,11 +24,15 @@ pub enum Approximation {
 }
 
 impl Approximation {
-    fn from_word(word: &str) -> Self {
-        match word {
-            "about" | "around" | "roughly" | "approximately" | "some" | "circa" | "close" => Self::About,
-            "over" | "than" | "upwards" | "plus" => Self::AtLeast,
-            "nearly" | "almost" | "under" | "to" => Self::AtMost,
+    /// The hedge the words before a figure put on it: "more than", "fewer than", "close to".
+    fn from_words(before: &str, word: &str) -> Self {
+        match (before, word) {
+            ("more" | "greater" | "higher", "than") => Self::AtLeast,
+            ("fewer" | "less" | "lower", "than") => Self::AtMost,
+            ("close", "to") => Self::AtMost,
+            (_, "about" | "around" | "roughly" | "approximately" | "some" | "circa") => Self::About,
+            (_, "over" | "upwards" | "plus") => Self::AtLeast,
+            (_, "nearly" | "almost" | "under") => Self::AtMost,
             _ => Self::Exact,
         }
     }
@@ -146,8 +150,13 @@ fn numeric(text: &str) -> Option<Written> {
         Some(at) if at <= 3 && text[..at].chars().all(|c| c.is_ascii_uppercase()) => &text[at..],
         _ => text,
     };
-    // "$49/month", "40%/yr": the figure is before the slash.
-    let text = text.split('/').next().unwrap_or(text);
+    // "$49/month", "40%/yr": the figure is before the slash. "3/14", "24/7", "50/50" are dates
+    // and idioms, not figures.
+    let text = match text.split_once('/') {
+        Some((figure, per)) if per.chars().all(char::is_alphabetic) && !per.is_empty() => figure,
+        Some(_) => return None,
+        None => text,
+    };
     let mut text = text.trim_start_matches(['$', '€', '£', '#']);
     let about = text.starts_with('~');
     text = text.trim_start_matches(['~', '$', '€', '£']);
@@ -229,8 +238,10 @@ fn read_figures(text: &str, for_claims: bool) -> Vec<Figure> {
         let start = i;
         let parsed = if let Some((left, right)) = word.split_once(':').filter(|(l, r)| !l.is_empty() && !r.is_empty()) {
             // "10:30" is a clock time; "5:1" is a ratio, two figures.
+            // "1:1" is a meeting, not a ratio.
             if let (Ok(a), Ok(b)) = (left.parse::<f64>(), right.parse::<f64>())
                 && right.len() == 1
+                && word != "1:1"
             {
                 found.extend([plain(word, a, FigureKind::Count), plain(word, b, FigureKind::Count)]);
             }
@@ -300,10 +311,17 @@ fn read_figures(text: &str, for_claims: bool) -> Vec<Figure> {
         // The word after a figure says what it counts unless a clause ends at the figure or a
         // name follows it ("in 2009, Summit Ridge …").
         let clause_ends = chunks[next - 1].ends_with([',', '.', ';', ':', '!', '?', ')']);
-        let counted = |k: usize| chunks.get(k).filter(|c| !c.starts_with(char::is_uppercase)).map(|_| lower[k].clone());
-        let unit = glued_unit.or_else(|| if clause_ends { None } else { counted(next) });
-        let hedge = if start > 0 { Approximation::from_word(&lower[start - 1]) } else { Approximation::Exact };
-        if hedge != Approximation::Exact {
+        // Modifiers stand between a figure and what it counts: "3 new offices".
+        let mut noun = next;
+        while lower.get(noun).is_some_and(|w| MODIFIERS.contains(&w.as_str())) {
+            noun += 1;
+        }
+        let counted = |k: usize| lower.get(k).cloned();
+        let unit = glued_unit.or_else(|| if clause_ends { None } else { counted(noun) });
+        let before = if start > 1 { lower[start - 2].as_str() } else { "" };
+        let hedge = if start > 0 { Approximation::from_words(before, &lower[start - 1]) } else { Approximation::Exact };
+        // A "+" written on the figure says more than the words before it.
+        if hedge != Approximation::Exact && approximate != Approximation::AtLeast {
             approximate = hedge;
         }
         if lower.get(next).is_some_and(|w| w == "plus") {
@@ -321,7 +339,7 @@ fn read_figures(text: &str, for_claims: bool) -> Vec<Figure> {
         if for_claims && spelled_small {
             continue;
         }
-        let following = if clause_ends { Vec::new() } else { (next..next + 3).map_while(counted).collect() };
+        let following = if clause_ends { Vec::new() } else { (noun..noun + 3).map_while(counted).collect() };
         // "8 to 12 per cent": the first end of a range takes the second's unit.
         if percent
             && start >= 2
@@ -353,8 +371,37 @@ fn is_a_unit(word: &str) -> bool {
     word.len() > 2 && word.chars().all(char::is_alphabetic) && !NOT_UNITS.contains(&word)
 }
 
+/// Words between a figure and the thing it counts.
+const MODIFIERS: &[&str] = &[
+    "new",
+    "more",
+    "additional",
+    "other",
+    "active",
+    "current",
+    "total",
+    "existing",
+    "different",
+    "separate",
+    "major",
+    "small",
+    "large",
+    "local",
+    "full-time",
+    "part-time",
+    "of",
+    "paying",
+    "happy",
+    "regular",
+    "recurring",
+    "monthly",
+    "annual",
+    "weekly",
+];
+
 /// Words of a meeting ask, near which a small number of minutes is its length.
-const MEETING_WORDS: &[&str] = &["call", "chat", "meeting", "demo", "walkthrough", "conversation", "session", "intro", "review", "slot"];
+const MEETING_WORDS: &[&str] =
+    &["call", "chat", "meeting", "demo", "walkthrough", "conversation", "session", "intro", "review", "slot", "read"];
 
 /// Whether a small number is part of a meeting ask or a figure of speech, not a claim: "a
 /// 15-minute call", "20 minutes next week for a demo?", "two quick questions".
@@ -365,32 +412,29 @@ fn small_talk(value: f64, unit: Option<&str>, lower: &[String], start: usize, ne
     }
     let minutes = ["minute", "minutes", "min", "mins"].contains(&unit);
     let around = lower[start.saturating_sub(4)..start].iter().chain(lower.iter().skip(next).take(5));
-    minutes && (asks || around.map(|w| w.trim_end_matches(['?', '.', ','])).any(|w| MEETING_WORDS.contains(&w)))
+    let of_your_time = lower.iter().skip(next).take(3).map(String::as_str).collect::<Vec<_>>() == ["of", "your", "time"];
+    minutes && (asks || of_your_time || around.map(|w| w.trim_end_matches(['?', '.', ','])).any(|w| MEETING_WORDS.contains(&w)))
 }
 
-/// "a million", "a thousand", "thousands of", "hundreds of": an amount without digits, read as
-/// the least it can mean.
+/// "a million", "a thousand", "a hundred and eighty": an amount spelled from "a". ("Thousands
+/// of", "hundreds of" say only that there are many, as "two" or "three" say little: style.)
 fn vague(lower: &[String], i: &mut usize) -> Option<Written> {
-    let word = lower[*i].as_str();
-    let value = match word {
-        "a" | "one" => {
-            let mut amount = multiplier(lower.get(*i + 1)?.as_str()).filter(|_| lower[*i + 1].len() > 2)?;
-            *i += 1;
-            // "a hundred and eighty": exact.
-            if let Some(rest) = lower.get(*i + 2).filter(|_| lower.get(*i + 1).is_some_and(|w| w == "and")).and_then(|w| small_number(w)) {
-                amount += rest;
-                *i += 2;
-                return Some(Written { value: amount, percent: false, unit: None, approximate: Approximation::Exact });
-            }
-            amount
-        }
-        "hundreds" => 100.0,
-        "thousands" => 1e3,
-        "millions" => 1e6,
-        "billions" => 1e9,
-        _ => return None,
-    };
-    Some(Written { value, percent: false, unit: None, approximate: Approximation::About })
+    if lower[*i] != "a" {
+        return None;
+    }
+    let mut amount = multiplier(lower.get(*i + 1)?.as_str()).filter(|_| lower[*i + 1].len() > 2)?;
+    // "a hundred percent sure" is an idiom.
+    if lower.get(*i + 2).is_some_and(|w| w == "percent") {
+        return None;
+    }
+    *i += 1;
+    // "a hundred and eighty": exact.
+    if let Some(rest) = lower.get(*i + 2).filter(|_| lower.get(*i + 1).is_some_and(|w| w == "and")).and_then(|w| small_number(w)) {
+        amount += rest;
+        *i += 2;
+        return Some(Written { value: amount, percent: false, unit: None, approximate: Approximation::Exact });
+    }
+    Some(Written { value: amount, percent: false, unit: None, approximate: Approximation::About })
 }
 
 const MONTHS: &[&str] = &[
@@ -508,7 +552,7 @@ mod tests {
             values("$49/month, 40%/yr, US$5M, a 5:1 ROI, mid-2023"),
             [(49.0, Count), (40.0, Percent), (5e6, Count), (5.0, Count), (1.0, Count), (2023.0, Count)]
         );
-        assert_eq!(values("a hundred teams, thousands of shippers, a million parcels"), [(100.0, Count), (1e3, Count), (1e6, Count)]);
+        assert_eq!(values("a hundred teams, a million parcels"), [(100.0, Count), (1e6, Count)]);
         assert_eq!(values("seats a hundred and eighty guests, back in '23"), [(180.0, Count), (2023.0, Count)]);
         assert_eq!(values("cut dispatch time by 30 minutes, 3 times faster"), [(30.0, Count), (3.0, Count)]);
     }

@@ -746,6 +746,15 @@ pub const COMMON_WORDS: &[&str] = &[
     "replying",
 ];
 
+/// Words of the English word list that are far more often a company's or a person's name in a
+/// sales email ("Amazon uses us", "Maria mentioned you"): at the start of a sentence they stay
+/// names, to be found in a source.
+pub const NAMES_THAT_ARE_WORDS: &[&str] = &[
+    "amazon", "apple", "google", "oracle", "target", "ford", "shell", "visa", "dell", "chase", "stripe", "slack", "notion", "square",
+    "maria", "john", "smith", "jack", "jean", "frank", "grace", "mark", "rose", "victoria", "georgia", "jordan", "paris", "sydney",
+    "austin", "dallas", "boston", "denver", "phoenix", "florence", "troy", "wells", "pat", "rob", "sue", "ray", "max", "bob", "tim",
+];
+
 /// Suffixes that mark an ordinary English word at the start of a sentence ("Scaling", "Noticed").
 pub const ORDINARY_SUFFIXES: &[&str] = &["ing", "ed", "ly", "ous", "ful", "less", "ness", "ment", "tion", "sion", "ity", "ive", "able"];
 
@@ -770,6 +779,8 @@ pub const CONVERSATIONAL_UNITS: &[&str] = &[
     "line",
     "lines",
     "quick",
+    "short",
+    "brief",
     "pm",
     "am",
 ];

@@ -17,8 +17,8 @@ pub use figures::{Figure, FigureKind, MonthYear, figures, month_years, source_fi
 pub use reading::{Link, details, normal, phone_digits};
 
 use lexicon::{
-    COMMON_WORDS, EVENT_KINDS, EVENT_SUPPORT, GENERAL_MARKERS, GENERALITY_ADVERBS, NAME_CONNECTORS, OF_THE_PRODUCT, ORDINARY_SUFFIXES,
-    PROSPECT_MARKERS, SENDER_MARKERS, SUPERLATIVE_POSSESSIVES,
+    COMMON_WORDS, EVENT_KINDS, EVENT_SUPPORT, GENERAL_MARKERS, GENERALITY_ADVERBS, NAME_CONNECTORS, NAMES_THAT_ARE_WORDS, OF_THE_PRODUCT,
+    ORDINARY_SUFFIXES, PROSPECT_MARKERS, SENDER_MARKERS, SUPERLATIVE_POSSESSIVES,
 };
 use reading::{Word, lower_case_forms, name_runs, sentences, words};
 
@@ -276,7 +276,9 @@ pub fn unsupported_claims(subject: &str, body: &str, sources: &Sources) -> Vec<U
             // A superlative is said of someone ("the Midwest's most reliable carrier"): never general.
             // A hypothetical ("if you're hiring") or a statement about companies in general
             // claims nothing; one that names the prospect is about them.
-            let hypothetical = said_words[..at].iter().any(|w| *w == "if" || *w == "whether");
+            let before = &said_words[..at];
+            let hypothetical = before.iter().any(|w| *w == "if" || *w == "whether")
+                || before.windows(2).any(|w| matches!(w[0], "when" | "whenever" | "once") && matches!(w[1], "you" | "you're" | "your"));
             let about_others = !prospect_voice
                 && (said_words[..at].iter().any(|w| GENERAL_MARKERS.contains(w)) || GENERALITY_ADVERBS.iter().any(|a| has(a)));
             let general = kind != "superlative" && (hypothetical || about_others);
@@ -294,7 +296,9 @@ pub fn unsupported_claims(subject: &str, body: &str, sources: &Sources) -> Vec<U
             let in_brief = in_text(&sources.brief);
             // Certifications and customer proof are said of the product: the brief supports them
             // however the sentence is put.
-            let of_the_product = OF_THE_PRODUCT.contains(&kind);
+            let names_prospect =
+                sources.prospect_names.iter().any(|n| said.contains(n.as_str())) || has("congrats") || has("congratulations");
+            let of_the_product = OF_THE_PRODUCT.contains(&kind) && !names_prospect;
             if !(general || in_research || (in_brief && (of_the_product || (sender_voice && !prospect_voice)))) {
                 refuse(
                     ClaimKind::Event,
@@ -338,10 +342,10 @@ fn says(said: &[&str], form: &str) -> Option<usize> {
 }
 
 /// Whether `word` (lower case) is an ordinary English word, by a general word list.
-fn is_english_word(word: &str) -> bool {
+pub(crate) fn is_english_word(word: &str) -> bool {
     static WORDS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
     let words = WORDS.get_or_init(|| include_str!("english_words.txt").lines().collect());
-    words.binary_search(&word).is_ok()
+    words.binary_search(&word).is_ok() && !NAMES_THAT_ARE_WORDS.contains(&word)
 }
 
 fn article(kind: &str) -> String {

@@ -47,15 +47,24 @@ fn trimmed_chunk(chunk: &str) -> (usize, &str) {
     (start_trim, inner.trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '>', '"', '\'', '*', '”', '’']))
 }
 
-/// Endings that make `name.ending` a file or a language, not a web address ("node.js").
+/// Endings that make `name.ending` a file or a language, not a web address ("node.js",
+/// "report.pdf"). Real top-level domains are never listed here: a link refused by mistake costs
+/// less than one let through.
 const NOT_DOMAINS: &[&str] = &[
-    "js", "ts", "py", "rs", "rb", "md", "txt", "pdf", "csv", "png", "jpg", "jpeg", "gif", "svg", "html", "htm", "php", "exe", "zip", "doc",
-    "docx", "xls", "xlsx", "ppt", "pptx", "json", "xml", "yaml", "yml", "sh", "eg", "etc", "vs", "al",
+    "js", "jsx", "tsx", "txt", "pdf", "csv", "png", "jpg", "jpeg", "gif", "svg", "html", "htm", "php", "exe", "doc", "docx", "xls", "xlsx",
+    "ppt", "pptx", "json", "xml", "yaml", "yml", "toml", "sql", "vue", "cs", "etc", "vs", "tar", "gz", "mp3", "mp4", "mov", "wav", "ini",
+    "cfg", "conf", "log", "lock", "pem",
 ];
 
-/// `name.tld` or `name.tld/path`: dotted labels ending in letters, written in lower case. Any
-/// ending counts (new ones appear every year) except file and language endings, and a single
-/// letter before the dot is an abbreviation ("e.g").
+/// Endings people see every day; any other letters may still end a domain, unless both sides
+/// of the dot are English words ("thanks.let me know" is a missing space).
+const COMMON_ENDINGS: &[&str] = &[
+    "com", "net", "org", "io", "ai", "co", "app", "dev", "example", "info", "biz", "us", "uk", "de", "fr", "eu", "ca", "au", "in", "me",
+    "ly", "to", "sh", "xyz", "top", "online", "site", "store", "shop",
+];
+
+/// `name.tld` or `name.tld/path`: dotted labels ending in letters, written in one case. A
+/// single letter before the dot is an abbreviation ("e.g").
 fn is_bare_domain(text: &str) -> bool {
     let host = text.split(['/', '?', '#']).next().unwrap_or(text);
     let host = host.split(':').next().unwrap_or(host);
@@ -65,12 +74,17 @@ fn is_bare_domain(text: &str) -> bool {
     }
     let tld = labels[labels.len() - 1];
     let first = labels[0];
-    let ending = (2..=24).contains(&tld.len()) && tld.chars().all(|c| c.is_ascii_lowercase()) && !NOT_DOMAINS.contains(&tld);
-    ending && !first.chars().all(|c| c.is_ascii_digit()) && (first.len() > 1 || labels.len() > 2)
+    let one_case = tld.chars().all(|c| c.is_ascii_lowercase()) || tld.chars().all(|c| c.is_ascii_uppercase());
+    let lower_tld = tld.to_ascii_lowercase();
+    let ending = (2..=24).contains(&tld.len()) && one_case && !NOT_DOMAINS.contains(&lower_tld.as_str());
+    let missing_space = labels.len() == 2
+        && !COMMON_ENDINGS.contains(&lower_tld.as_str())
+        && super::is_english_word(&first.to_ascii_lowercase())
+        && super::is_english_word(&lower_tld);
+    ending && !missing_space && !first.chars().all(|c| c.is_ascii_digit()) && (first.len() > 1 || labels.len() > 2)
 }
 
-/// Where a link starts inside a piece of text: "[book](https://…)", "href=\"https://…",
-/// "Book:https://…".
+/// Where a link starts inside a piece of text: "Book:https://…".
 fn link_start(text: &str) -> Option<usize> {
     let lower = text.to_ascii_lowercase();
     ["https://", "http://", "www."].iter().filter_map(|scheme| lower.find(scheme)).min()
@@ -86,20 +100,19 @@ pub fn details(text: &str) -> Details {
     for chunk in text.split_inclusive(char::is_whitespace) {
         let chunk_chars = chunk.chars().count();
         let word = chunk.trim_end();
-        // A link may sit inside punctuation or markup; an address or a bare domain is a piece
-        // between brackets, quotes or equals signs.
+        // Links, addresses and bare domains may sit inside markup ("[text](url)", "href=\"url\"")
+        // and several may share one stretch without spaces: each piece between brackets,
+        // quotes or equals signs is read.
         let mut spans: Vec<(usize, &str)> = Vec::new();
-        if let Some(at) = link_start(word) {
-            let link = word[at..].split(['"', '\'', '<', '>', ')', ']']).next().unwrap_or_default();
-            spans.push((at, link.trim_end_matches(['.', ',', ';', ':', '!', '?', '*', '”', '’', '}'])));
-        } else {
-            let mut offset = 0;
-            for piece in word.split_inclusive(MARKUP) {
-                let (lead, inner) = trimmed_chunk(piece.trim_end_matches(MARKUP));
-                if !inner.is_empty() {
-                    spans.push((offset + lead, inner));
-                }
-                offset += piece.len();
+        let mut offset = 0;
+        for piece in word.split_inclusive(MARKUP) {
+            let (lead, inner) = trimmed_chunk(piece.trim_end_matches(MARKUP));
+            let inner_at = offset + lead;
+            offset += piece.len();
+            match link_start(inner) {
+                Some(at) => spans.push((inner_at + at, inner[at..].trim_end_matches(['*', '”', '’']))),
+                None if !inner.is_empty() => spans.push((inner_at, inner)),
+                None => {}
             }
         }
         for (at, piece) in spans {
@@ -354,6 +367,12 @@ mod tests {
         );
         let hosts: Vec<&str> = hidden.links.iter().map(|l| l.host.as_str()).collect();
         assert_eq!(hosts, ["cal.evil.example", "evil.example", "b.example", "pay.acme-billing.top"]);
+        let two = details("[here](https://acme.example/book)/[pay](https://evil.example) [billing@evil.example](https://acme.example)");
+        let hosts: Vec<&str> = two.links.iter().map(|l| l.host.as_str()).collect();
+        assert_eq!(hosts, ["acme.example", "evil.example", "acme.example"]);
+        assert_eq!(two.emails, ["billing@evil.example"]);
+        assert_eq!(details("Pay at acme-billing.sh/inv or PAYNOW.COM/inv").links.len(), 2);
+        assert!(details("Thanks.let me know, see schema.sql or App.vue").links.is_empty());
         let long = "1 ".repeat(50_000) + &"ab.com ".repeat(20_000);
         assert_eq!(details(&long).links.len(), 20_000, "one pass, however long");
     }
