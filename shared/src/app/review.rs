@@ -47,7 +47,8 @@ pub struct DraftEdits {
 
 impl DraftEdits {
     fn change_anything(&self) -> bool {
-        self.subject.is_some() || self.body.is_some() || !self.accepted_claims.is_empty()
+        let given = |text: &Option<String>| text.as_deref().is_some_and(|t| !t.trim().is_empty());
+        given(&self.subject) || given(&self.body)
     }
 }
 
@@ -87,8 +88,9 @@ impl Review<'_> {
 
     /// Approves the current draft, optionally edited, and sends it on its way. An edited draft
     /// passes the same guards a drafted one does, less the claims the reviewer accepts by name;
-    /// the edit and the acceptance are logged with `reviewer`. Approving an approved lead
-    /// enqueues its send again, so a retried approval is safe.
+    /// the edit and the acceptance are logged with `reviewer` in the approval's own entry.
+    /// Approving an approved lead without edits enqueues its send again, so a retried plain
+    /// approval is safe; an edit can only be made while the draft awaits approval (409 after).
     pub async fn approve(&self, lead_id: LeadId, edits: DraftEdits, reviewer: &str) -> Result<Lead, ReviewError> {
         let lead = self.ports.store.get_lead(lead_id).await?;
         if lead.state.kind() != LeadStateKind::Approved || edits.change_anything() {
@@ -96,10 +98,12 @@ impl Review<'_> {
             awaiting_approval(&lead)?;
         }
         let mut audit = None;
+        let mut original = None;
         if edits.change_anything() {
             let draft = self.ports.store.get_draft(lead.id, lead.step).await?;
             let draft = draft.ok_or_else(|| ReviewError::WrongState("the lead has no draft to approve".into()))?;
             let accepted = edits.accepted_claims.clone();
+            original = Some(draft.clone());
             let draft = edited(draft, edits);
             self.guard(&lead, &draft, &accepted).await?;
             self.ports.store.put_draft(&draft).await?;
@@ -113,7 +117,7 @@ impl Review<'_> {
             audit = Some((message, details));
         }
         let now = self.ports.clock.now();
-        let (lead, approved_now) = self
+        let decided = self
             .decide(lead_id, |lead| match lead.state.kind() {
                 LeadStateKind::Approved => Ok(None),
                 _ => {
@@ -126,7 +130,23 @@ impl Review<'_> {
                     })
                 }
             })
-            .await?;
+            .await;
+        let (lead, approved_now) = match decided {
+            Ok((lead, approved_now)) if approved_now || original.is_none() => (lead, approved_now),
+            // Another decision came first, or none could be written: the edit is not the email
+            // that will be sent, so the draft is put back and the reviewer told.
+            outcome => {
+                if let Some(original) = &original {
+                    self.ports.store.put_draft(original).await?;
+                }
+                return Err(match outcome {
+                    Ok((lead, _)) => {
+                        ReviewError::WrongState(format!("the lead was decided by someone else first; it is {}", lead.state.kind()))
+                    }
+                    Err(error) => error,
+                });
+            }
+        };
         if !approved_now && lead.state.kind() == LeadStateKind::Approved && !lead.on_hold {
             let next = StepMessage { execution_id: lead.execution_id, lead_id: lead.id, step: lead.step };
             self.ports.queue.enqueue(StepQueue::Send, &[next]).await.map_err(|e| ReviewError::Unavailable(e.to_string()))?;
