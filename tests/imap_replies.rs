@@ -175,3 +175,27 @@ async fn a_batch_limit_spreads_a_full_mailbox_over_several_runs_without_skipping
     assert_eq!(per_run, vec![3, 3, 1, 0]);
     assert_eq!(app.execution(&execution_id).await["counters"]["replied"], 7);
 }
+
+#[tokio::test]
+async fn a_newsletter_from_the_lead_s_own_address_is_kept_but_ends_nothing() {
+    let mailbox = TestMailbox::user(6);
+    let app = TestApp::configured(|settings| settings.mailboxes = vec![mailbox.over_tls()]);
+    let agent_id = app.create_agent(&agent_spec()).await;
+    let execution_id = app.start_csv(&agent_id, "email,first_name,company\nada@initech.example,Ada,Initech\n").await;
+    app.drain().await;
+    mailbox.deliver(
+        "From: Ada Lovelace <ada@initech.example>\r\nTo: dana@northwind.example\r\nSubject: Initech News: November\r\n\
+         Message-ID: <news-11@initech.example>\r\nList-Id: Initech News <news.initech.example>\r\n\
+         List-Unsubscribe: <https://initech.example/unsubscribe>\r\nPrecedence: bulk\r\n\r\n\
+         Our November news. To stop receiving these, unsubscribe here.\r\n",
+    );
+
+    poll(&app).await.replies.expect("the mailbox is read");
+
+    let leads = app.leads(&execution_id).await;
+    let ada = lead(&leads, "ada@initech.example");
+    assert_eq!(ada["state"], "sent", "a newsletter is no reply and no unsubscribe request: {ada}");
+    assert_eq!(ada["inbound"][0]["class"], "bulk_mail");
+    let execution = app.execution(&execution_id).await;
+    assert_eq!(execution["counters"]["replied"].as_u64().unwrap_or(0), 0, "{execution}");
+}

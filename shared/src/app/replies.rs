@@ -44,7 +44,7 @@ fn effect_of(class: &MailClass) -> InboundEffect {
         MailClass::UnsubscribeRequest => InboundEffect::Ends(SequenceEnd::Unsubscribed),
         MailClass::Bounce(_) => InboundEffect::SoftBounce,
         MailClass::AutoReply { absent_until } => InboundEffect::AutoReply { absent_until: *absent_until },
-        MailClass::DeliveryReport { .. } => InboundEffect::DeliveryReport,
+        MailClass::DeliveryReport { .. } | MailClass::BulkMail { .. } => InboundEffect::Noted,
     }
 }
 

@@ -62,8 +62,8 @@ pub enum InboundEffect {
     AutoReply {
         absent_until: Option<NaiveDate>,
     },
-    /// Kept; nothing else changes.
-    DeliveryReport,
+    /// Kept; nothing else changes (a delivery report, bulk mail).
+    Noted,
 }
 
 impl InboundEffect {
@@ -72,7 +72,7 @@ impl InboundEffect {
             Self::Ends(end) => end.counters(),
             Self::SoftBounce => ExecutionCounters { soft_bounced: 1, ..Default::default() },
             Self::AutoReply { .. } => ExecutionCounters { auto_replied: 1, ..Default::default() },
-            Self::DeliveryReport => ExecutionCounters::default(),
+            Self::Noted => ExecutionCounters::default(),
         }
     }
 }

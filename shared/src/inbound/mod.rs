@@ -4,6 +4,7 @@
 //! them, feedback reports (RFC 5965), Amazon SES notifications, automatic replies (RFC 3834).
 
 pub mod auto_reply;
+pub mod bulk_mail;
 pub mod delivery_status;
 pub mod feedback;
 pub mod reply_text;
@@ -35,6 +36,8 @@ pub enum MailClass {
     Complaint { recipient: Option<String>, feedback_type: Option<String> },
     /// The lead asked not to be contacted again.
     UnsubscribeRequest,
+    /// A newsletter or other bulk or list mail, even from the lead's own address: never a reply.
+    BulkMail { list: Option<String> },
 }
 
 impl MailClass {
@@ -48,6 +51,7 @@ impl MailClass {
             Self::DeliveryReport { .. } => "delivery_report",
             Self::Complaint { .. } => "complaint",
             Self::UnsubscribeRequest => "unsubscribe_request",
+            Self::BulkMail { .. } => "bulk_mail",
         }
     }
 
@@ -202,6 +206,9 @@ pub fn read(raw: &[u8]) -> Option<InboundMail> {
         let today = message.date().and_then(|d| NaiveDate::from_ymd_opt(d.year as i32, d.month as u32, d.day as u32));
         let today = today.unwrap_or_else(|| chrono::Utc::now().date_naive());
         MailClass::AutoReply { absent_until: auto_reply::absence_ends(&new_text, today) }
+    } else if let Some(list) = bulk_mail::bulk_list(&message) {
+        // Before the unsubscribe reading: every newsletter says "unsubscribe" somewhere.
+        MailClass::BulkMail { list: Some(list).filter(|l| !l.is_empty()) }
     } else if reply_text::is_unsubscribe_request(&subject, &new_text) {
         MailClass::UnsubscribeRequest
     } else {
@@ -276,6 +283,21 @@ Auto-Submitted: auto-replied\r\n\r\nAway until December 3.\r\n";
         assert_eq!(read(ooo).unwrap().class, MailClass::AutoReply { absent_until: NaiveDate::from_ymd_opt(2026, 12, 3) });
         let stop = b"From: ada@initech.example\r\nSubject: Re: hello\r\n\r\nPlease remove me from your list.\r\n";
         assert_eq!(read(stop).unwrap().class, MailClass::UnsubscribeRequest);
+    }
+
+    #[test]
+    fn newsletters_are_bulk_mail_even_from_the_lead_and_an_out_of_office_sent_in_bulk_stays_one() {
+        let newsletter = b"From: Ada <ada@initech.example>\r\nSubject: Initech News: November\r\n\
+List-Id: Initech News <news.initech.example>\r\nList-Unsubscribe: <https://initech.example/u>\r\n\
+In-Reply-To: <lead.step0@northwind.example>\r\n\r\nOur November news. Unsubscribe here.\r\n";
+        assert_eq!(read(newsletter).unwrap().class, MailClass::BulkMail { list: Some("Initech News <news.initech.example>".into()) });
+        let campaign = b"From: ada@initech.example\r\nSubject: Webinar invite\r\nPrecedence: bulk\r\n\r\nJoin us. Remove me from this list? Click here.\r\n";
+        assert_eq!(read(campaign).unwrap().class.name(), "bulk_mail");
+        let ooo = b"From: ada@initech.example\r\nSubject: Automatic reply: hello\r\nPrecedence: bulk\r\n\
+Auto-Submitted: auto-replied\r\n\r\nI am away.\r\n";
+        assert_eq!(read(ooo).unwrap().class.name(), "auto_reply");
+        let human = b"From: ada@initech.example\r\nSubject: Re: hello\r\n\r\nSure, Tuesday.\r\n";
+        assert_eq!(read(human).unwrap().class, MailClass::HumanReply);
     }
 
     #[test]
