@@ -46,9 +46,14 @@ pub struct DraftEdits {
 }
 
 impl DraftEdits {
+    /// The edits with empty fields dropped: an empty subject or body changes nothing.
+    fn filled(self) -> Self {
+        let filled = |text: Option<String>| text.filter(|t| !t.trim().is_empty());
+        Self { subject: filled(self.subject), body: filled(self.body), accepted_claims: self.accepted_claims }
+    }
+
     fn change_anything(&self) -> bool {
-        let given = |text: &Option<String>| text.as_deref().is_some_and(|t| !t.trim().is_empty());
-        given(&self.subject) || given(&self.body)
+        self.subject.is_some() || self.body.is_some()
     }
 }
 
@@ -92,6 +97,7 @@ impl Review<'_> {
     /// Approving an approved lead without edits enqueues its send again, so a retried plain
     /// approval is safe; an edit can only be made while the draft awaits approval (409 after).
     pub async fn approve(&self, lead_id: LeadId, edits: DraftEdits, reviewer: &str) -> Result<Lead, ReviewError> {
+        let edits = edits.filled();
         let lead = self.ports.store.get_lead(lead_id).await?;
         if lead.state.kind() != LeadStateKind::Approved || edits.change_anything() {
             // An edit to a draft already approved would never be the one sent.
@@ -268,10 +274,10 @@ fn parked(lead: &Lead) -> Result<(), ReviewError> {
 }
 
 fn edited(mut draft: EmailDraft, edits: DraftEdits) -> EmailDraft {
-    if let Some(subject) = edits.subject.filter(|s| !s.trim().is_empty()) {
+    if let Some(subject) = edits.subject {
         draft.subject = subject;
     }
-    if let Some(text) = edits.body.filter(|s| !s.trim().is_empty()) {
+    if let Some(text) = edits.body {
         draft.body = text;
     }
     draft.drafted_by = format!("{} (edited by reviewer)", draft.drafted_by.trim_end_matches(" (edited by reviewer)"));
