@@ -4,7 +4,8 @@
 
 use chrono::Duration;
 use sales_agent::app::ScheduledReport;
-use sales_agent::domain::MailboxCursor;
+use sales_agent::domain::{MailboxCursor, StepMessage, StepQueue};
+use sales_agent_tests::faults::send_then_die;
 use sales_agent_tests::imap::TestMailbox;
 use sales_agent_tests::mail::{complaint, delivery_failure, first_message_id, lead, reply_to};
 use sales_agent_tests::{TestApp, agent_spec};
@@ -198,4 +199,69 @@ async fn a_newsletter_from_the_lead_s_own_address_is_kept_but_ends_nothing() {
     assert_eq!(ada["inbound"][0]["class"], "bulk_mail");
     let execution = app.execution(&execution_id).await;
     assert_eq!(execution["counters"]["replied"].as_u64().unwrap_or(0), 0, "{execution}");
+}
+
+/// Bob's follow-up claimed by a send worker that died after the email left: his lead stays in
+/// `sending` until the claim times out, so his reply cannot be acted on.
+async fn bob_stuck_sending_his_follow_up(app: &TestApp, agent_id: &str) {
+    let execution_id = app.start_csv(agent_id, "email,first_name,company\nbob@globex.example,Bob,Globex\n").await;
+    app.drain().await;
+    app.clock.advance(Duration::days(3) + Duration::minutes(1));
+    app.runtime.scheduled_tasks().run().await.expect("the follow-up falls due");
+    app.lose_messages(StepQueue::Draft).await;
+    let lead_id = app.leads(&execution_id).await[0]["id"].as_str().unwrap().parse().unwrap();
+    let message = StepMessage { execution_id: execution_id.parse().unwrap(), lead_id, step: 1 };
+    app.runtime.draft_step().handle(&message).await.unwrap();
+    app.lose_messages(StepQueue::Send).await;
+    send_then_die(&app.runtime, &message).await;
+    assert_eq!(app.leads(&execution_id).await[0]["state"], "sending");
+}
+
+#[tokio::test]
+async fn a_poison_message_is_quarantined_after_three_runs_and_the_rest_of_the_folder_is_read() {
+    let mailbox = TestMailbox::user(7);
+    let app = TestApp::configured(|settings| settings.mailboxes = vec![mailbox.plain()]);
+    let agent_id = app.create_agent(&agent_spec()).await;
+    bob_stuck_sending_his_follow_up(&app, &agent_id).await;
+    let execution_id =
+        app.start_csv(&agent_id, "email,first_name,company\nada@initech.example,Ada,Initech\ncy@umbrella.example,Cy,Umbrella\n").await;
+    app.drain().await;
+    let leads = app.leads(&execution_id).await;
+
+    mailbox.deliver(&reply_to(&first_message_id(&leads, "ada@initech.example"), "ada@initech.example", "", "Tell me more."));
+    mailbox.deliver("From: bob@globex.example\r\nTo: dana@northwind.example\r\nSubject: Re: Globex\r\nMessage-ID: <bob-1@globex.example>\r\n\r\nNot now.\r\n");
+    // A hostile In-Reply-To far over any store's key limit, and a thousand References: the ids
+    // are dropped and Cy's reply is matched by his address.
+    let huge_id = format!("<{}@umbrella.example>", "x".repeat(3_000));
+    let references: String = (0..1_000).map(|i| format!("<r{i}@umbrella.example> ")).collect();
+    mailbox.deliver(&format!(
+        "From: cy@umbrella.example\r\nTo: dana@northwind.example\r\nSubject: Re: Umbrella\r\nMessage-ID: {huge_id}\r\n\
+         In-Reply-To: {huge_id}\r\nReferences: {references}\r\n\r\nSure, send it over.\r\n"
+    ));
+
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let report = app.runtime.scheduled_tasks().run().await.expect("a run with a waiting message succeeds").replies.unwrap();
+        app.drain().await;
+        runs.push((report.matched, report.deferred, report.quarantined));
+    }
+    assert_eq!(runs, vec![(1, 1, 0), (0, 1, 0), (1, 1, 1)], "Ada at once, Bob tried three times, then Cy");
+
+    let mailboxes = app.get("/api/v1/mailboxes").await.body;
+    let folder = &mailboxes["items"][0];
+    assert_eq!(folder["quarantined"][0]["uid"], 2, "{mailboxes}");
+    assert_eq!(folder["quarantined"][0]["from"], "bob@globex.example");
+    assert_eq!(folder["quarantined"][0]["message_id"], "bob-1@globex.example");
+    assert!(folder["quarantined"][0]["error"].as_str().unwrap().contains("send in flight"), "{mailboxes}");
+    assert_eq!(folder["last_uid"], 3);
+    assert!(folder.get("failing").is_none(), "{mailboxes}");
+    let leads = app.leads(&execution_id).await;
+    assert_eq!(lead(&leads, "ada@initech.example")["state"], "replied");
+    let cy = lead(&leads, "cy@umbrella.example");
+    assert_eq!(cy["state"], "replied", "{cy}");
+    assert!(cy["inbound"][0]["message_key"].as_str().unwrap().starts_with("sha256:"), "an unusable Message-ID is no key");
+
+    // The next run reads nothing again: the quarantined message is skipped for good.
+    let report = poll(&app).await.replies.unwrap();
+    assert_eq!(report.read, 0, "{report:?}");
 }

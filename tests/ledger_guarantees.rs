@@ -13,10 +13,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sales_agent::app::StepOutcome;
 use sales_agent::domain::transition::{SEND_CLAIM_TIMEOUT, STEP_BUDGET};
 use sales_agent::ports::{FixedUnsubscribeKey, StepMessage, StepQueue};
-use sales_agent_tests::faults::DiesAfterSending;
+use sales_agent_tests::faults::send_then_die;
 use sales_agent_tests::{THREE_LEADS_CSV, TestApp, agent_spec, header};
 use serde_json::json;
-use tokio::sync::Notify;
 use tower::ServiceExt;
 
 fn csv_of(count: usize) -> String {
@@ -171,18 +170,6 @@ async fn two_executions_of_one_agent_with_overlapping_lists_email_each_prospect_
 
 /// Loses every message waiting in `queue`, as a dead-lettered fan-out or an enqueue that failed
 /// after its commit would.
-async fn lose_messages(app: &TestApp, queue: StepQueue) {
-    loop {
-        let received = app.runtime.queue.receive(queue, 10).await.unwrap();
-        if received.is_empty() {
-            return;
-        }
-        for message in received {
-            app.runtime.queue.delete(message.receipt).await.unwrap();
-        }
-    }
-}
-
 /// A one-lead execution whose send was claimed by a worker that died after the email left.
 async fn crashed_send(app: &TestApp) -> (String, String) {
     let agent_id = app.create_agent(&agent_spec()).await;
@@ -191,15 +178,9 @@ async fn crashed_send(app: &TestApp) -> (String, String) {
     let message = StepMessage { execution_id: execution_id.parse().unwrap(), lead_id: lead_id.parse().unwrap(), step: 0 };
     app.runtime.research_step().handle(&message).await.unwrap();
     app.runtime.draft_step().handle(&message).await.unwrap();
-    let sent = Arc::new(Notify::new());
-    let mut crashing = app.runtime.clone();
-    crashing.mailer = Arc::new(DiesAfterSending { mailer: app.runtime.mailer.clone(), sent: sent.clone() });
-    let doomed = crashing.send_step();
-    let delivery = tokio::spawn(async move { doomed.handle(&message).await });
-    sent.notified().await;
-    delivery.abort();
+    send_then_die(&app.runtime, &message).await;
     // Nothing of the send step's queue message is left in this test: only the sweep can find the lead.
-    lose_messages(app, StepQueue::Send).await;
+    app.lose_messages(StepQueue::Send).await;
     (execution_id, lead_id)
 }
 
@@ -267,7 +248,7 @@ async fn the_sweep_re_drives_a_lead_whose_message_was_lost_and_fails_one_nothing
     let agent_id = app.create_agent(&agent_spec()).await;
     let execution_id = app.start_csv(&agent_id, THREE_LEADS_CSV).await;
     // The research messages are lost (a dead-lettered fan-out, an enqueue that failed after the commit).
-    lose_messages(&app, StepQueue::Research).await;
+    app.lose_messages(StepQueue::Research).await;
     app.run_scheduled().await;
     assert_eq!(app.execution(&execution_id).await["lead_counts"], json!({"queued": 3}), "within the step's budget, nothing is done");
 
@@ -281,7 +262,7 @@ async fn the_sweep_re_drives_a_lead_whose_message_was_lost_and_fails_one_nothing
     // A lead whose message is lost again and again is failed with the reason, not left waiting.
     let stuck = app.start_csv(&agent_id, "email,first_name,company\nzed@zeta.example,Zed,Zeta\n").await;
     for _ in 0..5 {
-        lose_messages(&app, StepQueue::Research).await;
+        app.lose_messages(StepQueue::Research).await;
         app.clock.advance(STEP_BUDGET + chrono::Duration::minutes(1));
         app.runner.run_scheduled().await.unwrap();
     }
@@ -370,7 +351,7 @@ async fn the_sweep_completes_an_execution_whose_completion_check_was_lost_and_fa
     // The last lead finishes, but the completion check that follows it never runs.
     let skip = lead.advanced(LeadEvent::Skip(SkipReason::Suppressed), app.now()).unwrap();
     app.runtime.store.commit(&skip).await.unwrap();
-    lose_messages(&app, StepQueue::Research).await;
+    app.lose_messages(StepQueue::Research).await;
     assert_eq!(app.execution(&execution_id).await["state"], "running");
     // A start whose request failed before it wrote a single lead, and was never retried.
     let abandoned = Execution::new(agent_id.parse().unwrap(), LeadSourceKind::Json, 5, None, app.now());
@@ -395,7 +376,7 @@ async fn held_leads_a_lost_background_resume_left_are_released_by_the_sweep() {
     let resumed = app.post_empty(&format!("/api/v1/executions/{execution_id}/resume")).await;
     assert_eq!(resumed.body["continues_in_background"], true);
     // The background continuation is lost (dead-lettered, say), along with the released leads' messages.
-    lose_messages(&app, StepQueue::Research).await;
+    app.lose_messages(StepQueue::Research).await;
     let held = app.get(&format!("/api/v1/executions/{execution_id}/leads?limit=500")).await.body["items"]
         .as_array()
         .unwrap()

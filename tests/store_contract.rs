@@ -410,8 +410,19 @@ async fn mailbox_cursors_are_replaced_per_folder_and_listed_with_counters_that_a
         last_polled_at: now(),
         last_error: None,
         messages_read: 41,
+        last_read_at: Some(now()),
+        failing: Some(sales_agent::domain::FailingMessage { uid: 42, failures: 1, error: "lead busy".into() }),
+        quarantined: vec![sales_agent::domain::QuarantinedMessage {
+            uid: 12,
+            message_id: Some("q@initech.example".into()),
+            from: Some("ada@initech.example".into()),
+            subject: "Re: hello".into(),
+            error: "failed on 3 runs in a row".into(),
+            quarantined_at: now(),
+        }],
     };
     store.save_mailbox_cursor(&cursor).await.unwrap();
+    assert_eq!(store.get_mailbox_cursor("sales/INBOX").await.unwrap().as_ref(), Some(&cursor), "every field is kept");
     let moved = sales_agent::domain::MailboxCursor { last_uid: 57, messages_read: 57, ..cursor.clone() };
     store.save_mailbox_cursor(&moved).await.unwrap();
     let other = sales_agent::domain::MailboxCursor { folder: "support/INBOX".into(), last_error: Some("login failed".into()), ..cursor };

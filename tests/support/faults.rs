@@ -22,3 +22,16 @@ impl Mailer for DiesAfterSending {
         std::future::pending().await
     }
 }
+
+/// Runs the send step for `message` with a worker that dies right after the provider accepted
+/// the email: the lead is left claimed in `sending`, as after a crash.
+pub async fn send_then_die(runtime: &sales_agent::local::EmbeddedRuntime, message: &sales_agent::domain::StepMessage) {
+    let sent = Arc::new(Notify::new());
+    let mut crashing = runtime.clone();
+    crashing.mailer = Arc::new(DiesAfterSending { mailer: runtime.mailer.clone(), sent: sent.clone() });
+    let doomed = crashing.send_step();
+    let message = message.clone();
+    let delivery = tokio::spawn(async move { doomed.handle(&message).await });
+    sent.notified().await;
+    delivery.abort();
+}

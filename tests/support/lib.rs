@@ -161,6 +161,19 @@ impl TestApp {
         self.runner.drain().await
     }
 
+    /// Drops every message waiting on `queue`, for a test that drives those steps itself.
+    pub async fn lose_messages(&self, queue: sales_agent::domain::StepQueue) {
+        loop {
+            let received = self.runtime.queue.receive(queue, 10).await.unwrap();
+            if received.is_empty() {
+                return;
+            }
+            for message in received {
+                self.runtime.queue.delete(message.receipt).await.unwrap();
+            }
+        }
+    }
+
     /// Runs the scheduled function once, then drains what it enqueued.
     pub async fn run_scheduled(&self) {
         self.runner.run_scheduled().await.expect("the scheduled run succeeds");

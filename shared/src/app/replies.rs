@@ -14,7 +14,9 @@ use sha2::{Digest, Sha256};
 
 use super::sending_health::{pause_if_unhealthy, pause_mailbox_if_unhealthy};
 use super::{RetryableStepError, StepPorts, deciding};
-use crate::domain::{EmailAddress, InboundEffect, InboundRecord, Lead, LeadEvent, LeadStateKind, MailboxCursor, SequenceEnd};
+use crate::domain::{
+    EmailAddress, InboundEffect, InboundRecord, Lead, LeadEvent, LeadStateKind, MailboxCursor, QuarantinedMessage, SequenceEnd,
+};
 use crate::inbound::{self, BounceReport, InboundMail, MailClass};
 use crate::ports::store::LeadQuery;
 use crate::ports::{Clock, FolderBatch, InboundMessage, Inbox, PageRequest, Store, StoreError};
@@ -30,9 +32,32 @@ pub struct ReplyReport {
     pub own: u32,
     /// Left for the next run because their lead had a send in flight.
     pub deferred: u32,
+    /// Skipped for good after failing on three runs in a row (see the folder's cursor).
+    pub quarantined: u32,
     /// Folders that could not be read this time, with why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed_folders: Vec<String>,
+}
+
+impl ReplyReport {
+    fn tally(&mut self, processed: Processed) -> &mut u32 {
+        match processed {
+            Processed::Matched => &mut self.matched,
+            Processed::Unmatched => &mut self.unmatched,
+            Processed::Duplicate => &mut self.duplicates,
+            Processed::Own => &mut self.own,
+            Processed::Deferred => &mut self.deferred,
+        }
+    }
+}
+
+/// Fills a quarantined entry with what a person needs to find the message in the mailbox.
+fn describe(quarantined: &mut QuarantinedMessage, message: &InboundMessage) {
+    if let Some(mail) = inbound::read(&message.raw) {
+        quarantined.message_id = mail.message_id;
+        quarantined.from = mail.from.map(|from| from.chars().take(320).collect());
+        quarantined.subject = mail.subject.chars().take(200).collect();
+    }
 }
 
 /// What one inbound message does to its lead.
@@ -144,11 +169,17 @@ impl ReplyProcessor {
             last_polled_at: self.clock.now(),
             last_error: None,
             messages_read: 0,
+            last_read_at: None,
+            failing: None,
+            quarantined: Vec::new(),
         }
     }
 
-    /// Acts on a folder's batch in UID order, stopping at a message that must wait, and moves the
-    /// folder's cursor past what was done.
+    /// Acts on a folder's batch in UID order and moves the folder's cursor past each message
+    /// done. A message that fails stops the folder for this run and is tried first on the next;
+    /// one that fails on [`crate::domain::mailbox::QUARANTINE_AFTER_FAILURES`] runs in a row is quarantined (kept in the
+    /// mailbox, shown on the cursor) and skipped, so one message can never stop a folder for
+    /// good. A message whose lead has a send in flight waits for the next run the same way.
     async fn process_folder(
         &self,
         folder: &str,
@@ -158,34 +189,53 @@ impl ReplyProcessor {
     ) -> Result<(), RetryableStepError> {
         let mut cursor = match previous {
             Some(cursor) if cursor.uid_validity == batch.uid_validity => cursor.clone(),
-            Some(cursor) => MailboxCursor { messages_read: cursor.messages_read, ..self.fresh_cursor(folder, batch.uid_validity) },
+            Some(cursor) => MailboxCursor {
+                messages_read: cursor.messages_read,
+                quarantined: cursor.quarantined.clone(),
+                last_read_at: cursor.last_read_at,
+                ..self.fresh_cursor(folder, batch.uid_validity)
+            },
             None => self.fresh_cursor(folder, batch.uid_validity),
         };
+        let now = self.clock.now();
         let mut done_up_to = None;
         let mut outcome = Ok(());
         for message in &batch.messages {
             report.read += 1;
-            let tally = match self.process(message).await {
+            let (failure, retryable) = match self.process(message).await {
                 Ok(Processed::Deferred) => {
                     report.deferred += 1;
-                    break;
+                    ("its lead had a send in flight on every try".to_string(), None)
                 }
-                Ok(Processed::Matched) => &mut report.matched,
-                Ok(Processed::Unmatched) => &mut report.unmatched,
-                Ok(Processed::Duplicate) => &mut report.duplicates,
-                Ok(Processed::Own) => &mut report.own,
-                Err(error) => {
-                    outcome = Err(error);
-                    break;
+                Ok(processed) => {
+                    *report.tally(processed) += 1;
+                    cursor.message_done(message.uid);
+                    done_up_to = Some(message.uid);
+                    continue;
                 }
+                Err(error) => (error.0.clone(), Some(error)),
             };
-            *tally += 1;
-            cursor.last_uid = cursor.last_uid.max(message.uid);
-            cursor.messages_read += 1;
-            done_up_to = Some(message.uid);
+            match cursor.message_failed(message.uid, &failure, now) {
+                Some(quarantined) => {
+                    describe(quarantined, message);
+                    tracing::error!(folder, uid = message.uid, error = %quarantined.error, "a message was quarantined; the folder reads on");
+                    report.quarantined += 1;
+                    done_up_to = Some(message.uid);
+                }
+                None => {
+                    tracing::warn!(folder, uid = message.uid, error = %failure, "a message could not be acted on; it is tried again next run");
+                    if let Some(error) = retryable {
+                        outcome = Err(error);
+                    }
+                    break;
+                }
+            }
         }
-        cursor.last_polled_at = self.clock.now();
+        cursor.last_polled_at = now;
         cursor.last_error = outcome.as_ref().err().map(|e| e.0.clone());
+        if outcome.is_ok() && cursor.failing.is_none() {
+            cursor.last_read_at = Some(now);
+        }
         self.store.save_mailbox_cursor(&cursor).await?;
         if let Some(uid) = done_up_to {
             self.inbox.acknowledge(folder, uid).await.map_err(|e| RetryableStepError(format!("inbox: {e:#}")))?;
@@ -232,7 +282,7 @@ impl InboundActions {
         let record = InboundRecord {
             class: mail.class.name().into(),
             message_key,
-            from: mail.from.clone(),
+            from: mail.from.as_ref().map(|from| from.chars().take(320).collect()),
             subject: mail.subject.chars().take(500).collect(),
             text: mail.text.chars().take(4_000).collect(),
             status: match &mail.class {

@@ -32,7 +32,7 @@ pub use ids::{AgentId, ExecutionId, LeadId};
 pub use lead::{InboundRecord, Lead, LeadContact, LeadState, LeadStateKind, SendClaim, SentMessage, SkipReason};
 pub use lead_events::{InvalidTransition, LeadEvent, Resolution};
 pub use log::{ExecutionLogEntry, LogLevel};
-pub use mailbox::MailboxCursor;
+pub use mailbox::{FailingMessage, MailboxCursor, QuarantinedMessage};
 pub use pacing::{MailboxPace, MeterUsage, SendWindow, SendingPolicy, SendingSlot, SlotRef, TimeZoneName};
 pub use reply::{InboundEffect, SequenceEnd};
 pub use research::{EmailDraft, ResearchFact, ResearchReport, TokenUsage};

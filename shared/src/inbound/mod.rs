@@ -105,8 +105,21 @@ pub(crate) fn part_text(part: &mail_parser::MessagePart<'_>) -> Option<String> {
     }
 }
 
+/// The longest Message-ID taken from a message. Ids become store keys (DynamoDB refuses a key
+/// over 1 KB and an item over 400 KB); real ones are well under 200 characters.
+pub const MAX_MESSAGE_ID_CHARS: usize = 250;
+/// The most ids taken from `References`: the newest, where the email it answers is.
+const MAX_REFERENCES: usize = 20;
+
+/// A Message-ID as a key, or `None` when it is too long, empty or holds spaces or controls.
+pub fn usable_message_id(raw: &str) -> Option<String> {
+    let id = strip_angle_brackets(raw);
+    let fits = !id.is_empty() && id.len() <= MAX_MESSAGE_ID_CHARS;
+    (fits && id.chars().all(|c| c.is_ascii_graphic() || (!c.is_ascii() && !c.is_control()))).then_some(id)
+}
+
 fn header_ids(value: &mail_parser::HeaderValue<'_>) -> Vec<String> {
-    value.as_text_list().map(|ids| ids.iter().map(|id| strip_angle_brackets(id)).collect()).unwrap_or_default()
+    value.as_text_list().map(|ids| ids.iter().filter_map(|id| usable_message_id(id)).collect()).unwrap_or_default()
 }
 
 pub(crate) fn addresses_of(list: Option<&mail_parser::Address<'_>>) -> Vec<String> {
@@ -125,7 +138,7 @@ fn original_from_headers(headers: &str) -> ReturnedOriginal {
     ReturnedOriginal {
         from: value("from").and_then(|v| text::addresses_in(&v).into_iter().next()),
         to: value("to").map(|v| text::addresses_in(&v)).unwrap_or_default(),
-        message_id: value("message-id").map(|v| strip_angle_brackets(&v)),
+        message_id: value("message-id").and_then(|v| usable_message_id(&v)),
         complained_recipient: value("x-hmxmroriginalrecipient").and_then(|v| text::addresses_in(&v).into_iter().next()),
     }
 }
@@ -138,7 +151,7 @@ fn returned_original(message: &Message<'_>, body: &str) -> Option<ReturnedOrigin
             return Some(ReturnedOriginal {
                 from: addresses_of(original.from()).into_iter().next(),
                 to: addresses_of(original.to()),
-                message_id: original.message_id().map(strip_angle_brackets),
+                message_id: original.message_id().and_then(usable_message_id),
                 complained_recipient: original
                     .header_raw("X-HmXmrOriginalRecipient")
                     .and_then(|v| text::addresses_in(v).into_iter().next()),
@@ -176,7 +189,9 @@ pub fn read(raw: &[u8]) -> Option<InboundMail> {
     let subject = message.subject().unwrap_or_default().trim().to_string();
     let from = addresses_of(message.from()).into_iter().next();
     let mut referenced_ids = header_ids(message.in_reply_to());
-    for id in header_ids(message.references()) {
+    referenced_ids.truncate(MAX_REFERENCES);
+    let references = header_ids(message.references());
+    for id in references.iter().rev().take(MAX_REFERENCES).rev().cloned().collect::<Vec<_>>() {
         if !referenced_ids.contains(&id) {
             referenced_ids.push(id);
         }
@@ -225,7 +240,7 @@ pub fn read(raw: &[u8]) -> Option<InboundMail> {
         _ => new_text,
     };
     Some(InboundMail {
-        message_id: message.message_id().map(strip_angle_brackets),
+        message_id: message.message_id().and_then(usable_message_id),
         from,
         subject,
         referenced_ids,
