@@ -2,9 +2,13 @@
 //! bounces, complaints and out-of-office answers delivered into the mailbox are matched to their
 //! leads and acted on; nothing on the server changes; reading the same mail again changes nothing.
 
+use std::sync::Arc;
+
 use chrono::Duration;
-use sales_agent::app::ScheduledReport;
+use sales_agent::adapters::imap_inbox::{ImapInbox, ImapLimits};
+use sales_agent::app::{ReplyReading, ScheduledReport};
 use sales_agent::domain::{MailboxCursor, StepMessage, StepQueue};
+use sales_agent::ports::ReadBounds;
 use sales_agent_tests::faults::send_then_die;
 use sales_agent_tests::imap::TestMailbox;
 use sales_agent_tests::mail::{complaint, delivery_failure, first_message_id, lead, reply_to};
@@ -152,7 +156,7 @@ async fn a_batch_limit_spreads_a_full_mailbox_over_several_runs_without_skipping
     let mailbox = TestMailbox::user(4);
     let app = TestApp::configured(|settings| {
         settings.mailboxes = vec![mailbox.plain()];
-        settings.reply_batch = 3;
+        settings.reply_bounds.max_messages = 3;
     });
     let agent_id = app.create_agent(&agent_spec()).await;
     let csv: String = std::iter::once("email,first_name,company".to_string())
@@ -264,4 +268,125 @@ async fn a_poison_message_is_quarantined_after_three_runs_and_the_rest_of_the_fo
     // The next run reads nothing again: the quarantined message is skipped for good.
     let report = poll(&app).await.replies.unwrap();
     assert_eq!(report.read, 0, "{report:?}");
+}
+
+#[tokio::test]
+async fn follow_ups_wait_while_the_mailbox_login_fails_and_go_out_once_it_is_read_again() {
+    let mailbox = TestMailbox::user(8);
+    let app = TestApp::configured(|settings| settings.mailboxes = vec![mailbox.plain()]);
+    // The same deployment after the mailbox's app password was revoked.
+    let mut revoked = mailbox.plain();
+    revoked.password = Some("a-revoked-app-password".to_string().into());
+    let mut broken = app.runtime.clone();
+    let limits = ImapLimits { attempts: 1, ..ImapLimits::default() };
+    broken.inbox = ReplyReading::On(Arc::new(ImapInbox::new(vec![revoked], limits).expect("valid settings")));
+
+    let agent_id = app.create_agent(&agent_spec()).await;
+    let execution_id =
+        app.start_csv(&agent_id, "email,first_name,company\nada@initech.example,Ada,Initech\nbob@globex.example,Bob,Globex\n").await;
+    app.drain().await;
+    poll(&app).await;
+    let leads = app.leads(&execution_id).await;
+
+    // The follow-ups fall due while the login is refused, and Ada has answered meanwhile.
+    app.clock.advance(Duration::days(3) + Duration::minutes(1));
+    mailbox.deliver(&reply_to(&first_message_id(&leads, "ada@initech.example"), "ada@initech.example", "", "Yes, let's talk."));
+    for _ in 0..2 {
+        let report = broken.scheduled_tasks().run().await.expect("a run with an unreadable mailbox still sweeps");
+        app.drain().await;
+        assert!(report.replies.unwrap().failed_folders[0].contains("login"));
+        assert_eq!(report.sweep.follow_ups, 0, "{:?}", report.sweep);
+        assert_eq!(report.sweep.follow_ups_waiting, 2, "{:?}", report.sweep);
+        let why = report.sweep.waiting_because.join("\n");
+        assert!(why.contains("user08/INBOX") && why.contains("login"), "{why}");
+        app.clock.advance(Duration::minutes(2));
+    }
+    assert!(!app.emails().iter().any(|e| e.contains(".step1@")), "no follow-up left while replies could not be read");
+    let execution = app.execution(&execution_id).await;
+    assert!(execution["follow_ups_waiting"].as_str().unwrap().contains("login"), "{execution}");
+    assert!(execution["needs_attention"].to_string().contains("follow-ups wait"), "{execution}");
+
+    // The password is fixed: Ada's answer is read first, and only Bob gets his follow-up.
+    let report = poll(&app).await;
+    assert_eq!(report.replies.unwrap().matched, 1);
+    assert_eq!(report.sweep.follow_ups, 1, "{:?}", report.sweep);
+    let follow_ups: Vec<String> = app.emails().into_iter().filter(|e| e.contains(".step1@")).collect();
+    assert_eq!(follow_ups.len(), 1);
+    assert!(follow_ups[0].contains("bob@globex.example"));
+    let execution = app.execution(&execution_id).await;
+    assert!(execution.get("follow_ups_waiting").is_none(), "{execution}");
+    assert_eq!(lead(&app.leads(&execution_id).await, "ada@initech.example")["state"], "replied");
+}
+
+/// A message from `from` with `text` and an attachment of about `attachment_bytes`.
+fn with_attachment(from: &str, in_reply_to: Option<&str>, subject: &str, text: &str, attachment_bytes: usize) -> String {
+    let line = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0\r\n";
+    let attachment = line.repeat(attachment_bytes / line.len() + 1);
+    let threading = in_reply_to.map(|id| format!("In-Reply-To: <{id}>\r\nReferences: <{id}>\r\n")).unwrap_or_default();
+    format!(
+        "From: {from}\r\nTo: dana@northwind.example\r\nSubject: {subject}\r\nMessage-ID: <{}@mail.example>\r\n{threading}\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"part\"\r\n\r\n--part\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         {text}\r\n--part\r\nContent-Type: application/pdf; name=\"rfp.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{attachment}--part--\r\n",
+        uuid::Uuid::new_v4()
+    )
+}
+
+#[tokio::test]
+async fn a_busy_mailbox_with_large_attachments_is_read_within_its_byte_bound_across_runs() {
+    let mailbox = TestMailbox::user(9);
+    let bounds = ReadBounds { max_messages: 200, max_message_bytes: 64 * 1024, max_batch_bytes: 1024 * 1024 };
+    let app = TestApp::configured(|settings| {
+        settings.mailboxes = vec![mailbox.plain()];
+        settings.reply_bounds = bounds;
+    });
+    let agent_id = app.create_agent(&agent_spec()).await;
+    let csv: String = std::iter::once("email,first_name,company".to_string())
+        .chain((0..10).map(|i| format!("buyer{i}@acme{i}.example,Buyer,Acme {i}")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let execution_id = app.start_csv(&agent_id, &csv).await;
+    app.drain().await;
+    let leads = app.leads(&execution_id).await;
+
+    // 500 messages: ten leads answer with a 3 MB RFP attached, 45 newsletters carry 1 MB, the
+    // rest is everyday mail from strangers.
+    let mut large = 0;
+    for i in 0..500 {
+        let raw = if i % 50 == 7 {
+            let email = format!("buyer{}@acme{}.example", i / 50, i / 50);
+            let id = first_message_id(&leads, &email);
+            with_attachment(&email, Some(&id), "Re: hello", "Yes: our RFP is attached, can you answer by Friday?", 3 * 1024 * 1024)
+        } else if i % 10 == 0 {
+            with_attachment(&format!("news{i}@vendor.example"), None, "Catalogue", "Our new catalogue.", 1024 * 1024)
+        } else {
+            format!(
+                "From: someone{i}@elsewhere.example\r\nTo: dana@northwind.example\r\nSubject: Note {i}\r\nMessage-ID: <n{i}@elsewhere.example>\r\n\r\nHello.\r\n"
+            )
+        };
+        large += u32::from(raw.len() > bounds.max_message_bytes);
+        mailbox.deliver(&raw);
+    }
+
+    let mut runs = Vec::new();
+    loop {
+        let report = poll(&app).await.replies.expect("the mailbox is read");
+        if report.read == 0 {
+            break;
+        }
+        assert!(report.bytes_read <= bounds.max_batch_bytes as u64, "run {} fetched {} bytes", runs.len() + 1, report.bytes_read);
+        runs.push(report);
+        assert!(runs.len() <= 12, "the mailbox is read through in a few runs");
+    }
+    for (run, report) in runs.iter().enumerate() {
+        println!("run {}: {} messages, {} bytes, {} cut short", run + 1, report.read, report.bytes_read, report.cut_short);
+    }
+    let total = |f: fn(&sales_agent::app::replies::ReplyReport) -> u32| runs.iter().map(f).sum::<u32>();
+    assert_eq!(total(|r| r.read), 500, "every message read once");
+    assert_eq!(total(|r| r.matched), 10);
+    assert_eq!(total(|r| r.cut_short), large, "large messages were fetched only in part");
+    assert!(runs.iter().any(|r| r.more_waiting && r.read < 200), "the byte bound, not the count, ended a run");
+    assert!(runs[..runs.len() - 1].iter().all(|r| r.more_waiting), "each run but the last says more is waiting");
+    let leads = app.leads(&execution_id).await;
+    assert!(leads.iter().all(|l| l["state"] == "replied"), "every answer with a large attachment was understood");
+    assert!(lead(&leads, "buyer3@acme3.example")["inbound"][0]["text"].as_str().unwrap().contains("RFP is attached"));
 }

@@ -153,8 +153,14 @@ pub struct Settings {
     /// IMAP mailboxes the reply poller reads (`SALES_AGENT_MAILBOXES`, or the secret's
     /// `mailboxes` when deployed). Without any, the embedded backend reads a local Maildir.
     pub mailboxes: Vec<crate::adapters::imap_inbox::MailboxSettings>,
-    /// Messages read per folder per run at most, so one run fits the function's time limit.
-    pub reply_batch: usize,
+    /// How much one run reads of the mailboxes (`SALES_AGENT_REPLY_BATCH` messages per folder,
+    /// `SALES_AGENT_REPLY_MESSAGE_BYTES` of each, `SALES_AGENT_REPLY_BATCH_BYTES` per mailbox),
+    /// so one run fits the function's memory and time.
+    pub reply_bounds: crate::ports::ReadBounds,
+    /// How old the last complete read of an agent's mailboxes may be before its due follow-ups
+    /// wait (`SALES_AGENT_REPLY_FRESHNESS_SECS`; default two polls): a lead's answer may be
+    /// sitting unread.
+    pub reply_freshness: Duration,
     /// How far back a folder read for the first time (or after its UIDVALIDITY changed) is searched.
     pub reply_lookback_days: u32,
     /// Mail-domain checks in DNS; `None`: on whenever real email is sent.
@@ -263,6 +269,7 @@ fn default_data_dir() -> PathBuf {
 impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
         let bind: SocketAddr = parsed("SALES_AGENT_BIND", SocketAddr::from(([127, 0, 0, 1], 3000)))?;
+        let scheduler_interval_secs: u64 = parsed("SALES_AGENT_SCHEDULER_INTERVAL_SECS", 60)?;
         let aws = AwsResources {
             table: var("SALES_AGENT_TABLE"),
             research_queue_url: var("SALES_AGENT_RESEARCH_QUEUE_URL"),
@@ -313,12 +320,17 @@ impl Settings {
                     ConfigError { name: "SALES_AGENT_RESEARCH_ALLOW", why: format!("'{list}' is not a list of ip:port pairs") }
                 })?,
             },
-            scheduler_interval: Duration::from_secs(parsed("SALES_AGENT_SCHEDULER_INTERVAL_SECS", 60)?),
+            scheduler_interval: Duration::from_secs(scheduler_interval_secs),
             max_body_bytes: parsed("SALES_AGENT_MAX_BODY_BYTES", 6 * 1024 * 1024)?,
             max_leads_per_execution: parsed("SALES_AGENT_MAX_LEADS", 10_000)?,
             max_receive_count: parsed("SALES_AGENT_MAX_RECEIVE_COUNT", 5)?,
             mailboxes: mailboxes_from_env()?,
-            reply_batch: parsed("SALES_AGENT_REPLY_BATCH", 200)?,
+            reply_bounds: crate::ports::ReadBounds {
+                max_messages: parsed("SALES_AGENT_REPLY_BATCH", 200)?,
+                max_message_bytes: parsed("SALES_AGENT_REPLY_MESSAGE_BYTES", crate::ports::ReadBounds::default().max_message_bytes)?,
+                max_batch_bytes: parsed("SALES_AGENT_REPLY_BATCH_BYTES", crate::ports::ReadBounds::default().max_batch_bytes)?,
+            },
+            reply_freshness: Duration::from_secs(parsed("SALES_AGENT_REPLY_FRESHNESS_SECS", 2 * scheduler_interval_secs)?),
             reply_lookback_days: parsed("SALES_AGENT_REPLY_LOOKBACK_DAYS", 30)?,
             dns: dns_checks_from(var("SALES_AGENT_DNS").as_deref())?,
         })
@@ -346,7 +358,8 @@ impl Settings {
             max_leads_per_execution: 10_000,
             max_receive_count: 5,
             mailboxes: Vec::new(),
-            reply_batch: 200,
+            reply_bounds: crate::ports::ReadBounds::default(),
+            reply_freshness: Duration::from_secs(120),
             reply_lookback_days: 30,
             // Tests never ask a resolver beyond this machine; they name their own servers.
             dns: Some(DnsChecks::Off),

@@ -21,8 +21,8 @@ use crate::adapters::template_drafter::TemplateDrafter;
 use crate::adapters::unconfigured::{NoLeadSources, UnconfiguredQueue};
 use crate::api::{self, ApiLimits, ApiServices};
 use crate::app::{
-    DraftStep, FeedbackConsumer, ReplyProcessor, ResearchStep, ScheduledTasks, SendStep, SendingMailboxes, StepPorts, Sweep,
-    UnsubscribeSettings,
+    DraftStep, FeedbackConsumer, FreshnessRule, ReplyProcessor, ReplyReading, ResearchStep, ScheduledTasks, SendStep, SendingMailboxes,
+    StepPorts, Sweep, UnsubscribeSettings,
 };
 use crate::config::{Backend, DnsChecks, ResearchMode, SearchMode, Settings};
 use crate::local::EmbeddedRuntime;
@@ -42,7 +42,7 @@ pub struct Runtime {
     pub research: Arc<dyn WebResearch>,
     pub drafter: Arc<dyn Drafter>,
     pub mailer: Arc<dyn Mailer>,
-    pub inbox: Option<Arc<dyn Inbox>>,
+    pub inbox: ReplyReading,
     pub lead_sources: Arc<dyn LeadSource>,
     /// Signs unsubscribe links; while it has no key nothing is sent, since every email must
     /// carry one.
@@ -155,9 +155,11 @@ impl Runtime {
             }
         };
         let secrets_client = aws_sdk_secretsmanager::Client::new(config);
+        let mut secrets_error = None;
         let secrets = match &resources.secret_id {
             Some(secret_id) => AgentSecrets::load(&secrets_client, secret_id).await.unwrap_or_else(|error| {
                 tracing::error!(error = %format!("{error:#}"), "the secret could not be read; every feature that needs a key is off");
+                secrets_error = Some(format!("{error:#}"));
                 AgentSecrets::default()
             }),
             None => {
@@ -207,11 +209,17 @@ impl Runtime {
             )?,
             research: research_for(&settings, clock.clone())?,
             drafter,
-            // A mailbox the secret describes badly switches reply reading off, not the API.
-            inbox: inbox_for(&settings.mailboxes).unwrap_or_else(|error| {
-                tracing::error!(error = %format!("{error:#}"), "replies are not read");
-                None
-            }),
+            // A mailbox the secret describes badly stops reply reading (and with it follow-ups),
+            // not the API; every scheduled run reports it.
+            inbox: match (&secrets_error, inbox_for(&settings.mailboxes)) {
+                (Some(why), Ok(None)) => ReplyReading::Broken(format!("the secret could not be read: {why}")),
+                (_, Ok(Some(inbox))) => ReplyReading::On(inbox),
+                (None, Ok(None)) => ReplyReading::Off,
+                (_, Err(error)) => {
+                    tracing::error!(error = %format!("{error:#}"), "replies are not read");
+                    ReplyReading::Broken(format!("{error:#}"))
+                }
+            },
             lead_sources: lead_sources_for(&settings)?,
             unsubscribe_keys: Arc::new(SecretUnsubscribeKeys::new(secrets_client, resources.secret_id.clone(), secrets.unsubscribe_key())),
             mail_domains: mail_domains_for(&settings)?,
@@ -278,9 +286,21 @@ impl Runtime {
 
     pub fn scheduled_tasks(&self) -> ScheduledTasks {
         ScheduledTasks {
-            replies: self.inbox.clone().map(|inbox| ReplyProcessor::new(self.step_ports(), inbox, self.settings.reply_lookback_days)),
-            sweep: Sweep::new(self.step_ports()),
-            reply_batch: self.settings.reply_batch,
+            replies: match &self.inbox {
+                ReplyReading::On(inbox) => {
+                    Ok(Some(ReplyProcessor::new(self.step_ports(), inbox.clone(), self.settings.reply_lookback_days)))
+                }
+                ReplyReading::Off => Ok(None),
+                ReplyReading::Broken(why) => Err(why.clone()),
+            },
+            sweep: Sweep::new(
+                self.step_ports(),
+                FreshnessRule {
+                    reading: self.inbox.clone(),
+                    max_age: chrono::Duration::from_std(self.settings.reply_freshness).unwrap_or(chrono::Duration::MAX),
+                },
+            ),
+            reply_bounds: self.settings.reply_bounds,
             sweep_batch: 500,
         }
     }

@@ -23,7 +23,7 @@ use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 use super::oauth2::{MailboxCredentials, TokenError, xoauth2_response};
 use super::tls_roots::trusted_roots;
 use crate::domain::MailboxCursor;
-use crate::ports::{FolderBatch, FolderRead, InboundMessage, Inbox};
+use crate::ports::{FolderBatch, FolderRead, InboundMessage, Inbox, ReadBounds, WatchedFolder};
 
 pub use super::mailbox_settings::{ImapSecurity, MailboxSettings, parse_mailboxes};
 
@@ -34,6 +34,10 @@ pub struct ImapLimits {
     pub session_timeout: Duration,
     pub attempts: u32,
     pub retry_delay: Duration,
+    /// How long a session keeps fetching further messages; what is fetched by then is the
+    /// batch, and the rest waits for the next run. Well inside `session_timeout`, so a slow
+    /// server shortens a batch instead of failing it.
+    pub fetch_budget: Duration,
 }
 
 impl Default for ImapLimits {
@@ -43,7 +47,24 @@ impl Default for ImapLimits {
             session_timeout: Duration::from_secs(60),
             attempts: 3,
             retry_delay: Duration::from_millis(500),
+            fetch_budget: Duration::from_secs(30),
         }
+    }
+}
+
+/// Messages fetched per command: the session looks at its time and byte budget between them.
+const FETCH_CHUNK: usize = 25;
+
+/// What one session may still fetch.
+struct Budget {
+    bounds: ReadBounds,
+    bytes_left: usize,
+    until: tokio::time::Instant,
+}
+
+impl Budget {
+    fn spent(&self) -> bool {
+        self.bytes_left == 0 || tokio::time::Instant::now() >= self.until
     }
 }
 
@@ -101,14 +122,14 @@ impl ImapInbox {
         account: &Account,
         cursors: &HashMap<String, MailboxCursor>,
         since: NaiveDate,
-        limit: usize,
+        bounds: ReadBounds,
     ) -> Vec<FolderRead> {
         let mut last_error = anyhow!("not tried");
         for attempt in 0..self.limits.attempts.max(1) {
             if attempt > 0 {
                 tokio::time::sleep(self.limits.retry_delay * 2u32.pow(attempt - 1)).await;
             }
-            let session = tokio::time::timeout(self.limits.session_timeout, self.read_account_once(account, cursors, since, limit));
+            let session = tokio::time::timeout(self.limits.session_timeout, self.read_account_once(account, cursors, since, bounds));
             match session.await {
                 Ok(Ok(reads)) => return reads,
                 Ok(Err(error)) => last_error = error,
@@ -133,9 +154,10 @@ impl ImapInbox {
         account: &Account,
         cursors: &HashMap<String, MailboxCursor>,
         since: NaiveDate,
-        limit: usize,
+        bounds: ReadBounds,
     ) -> anyhow::Result<Vec<FolderRead>> {
         let settings = &account.settings;
+        let budget = Budget { bounds, bytes_left: bounds.max_batch_bytes, until: tokio::time::Instant::now() + self.limits.fetch_budget };
         let address = (settings.host.as_str(), settings.port());
         let tcp = tokio::time::timeout(self.limits.connect_timeout, TcpStream::connect(address))
             .await
@@ -146,9 +168,9 @@ impl ImapInbox {
                 let name =
                     ServerName::try_from(settings.host.clone()).with_context(|| format!("'{}' is not a host name", settings.host))?;
                 let stream = connector.connect(name, tcp).await.with_context(|| format!("TLS with {}", settings.host))?;
-                read_session(async_imap::Client::new(stream), account, cursors, since, limit).await
+                read_session(async_imap::Client::new(stream), account, cursors, since, budget).await
             }
-            None => read_session(async_imap::Client::new(tcp), account, cursors, since, limit).await,
+            None => read_session(async_imap::Client::new(tcp), account, cursors, since, budget).await,
         }
     }
 }
@@ -158,7 +180,7 @@ async fn read_session<T>(
     account: &Account,
     cursors: &HashMap<String, MailboxCursor>,
     since: NaiveDate,
-    limit: usize,
+    mut budget: Budget,
 ) -> anyhow::Result<Vec<FolderRead>>
 where
     T: AsyncRead + AsyncWrite + Unpin + Debug + Send,
@@ -195,7 +217,7 @@ where
                 .push(FolderRead { folder: key, result: Err(anyhow!("'{folder}' is the team's Sent or Drafts folder and is never read")) });
             continue;
         }
-        let result = match read_folder(&mut session, folder, &key, cursors.get(&key), since, limit).await {
+        let result = match read_folder(&mut session, folder, &key, cursors.get(&key), since, &mut budget).await {
             Ok(batch) => Ok(batch),
             // The server refused this folder (it does not exist, say): the others go on.
             Err(error @ (async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_))) => {
@@ -236,13 +258,16 @@ where
         .collect())
 }
 
+/// The folder's next messages within the session's budget: their sizes first, then each one's
+/// first `max_message_bytes` (a partial fetch) in chunks, stopping once the bytes or the time
+/// are spent. Messages are fetched in UID order, so what was fetched is always a prefix.
 async fn read_folder<T>(
     session: &mut async_imap::Session<T>,
     folder: &str,
     key: &str,
     cursor: Option<&MailboxCursor>,
     since: NaiveDate,
-    limit: usize,
+    budget: &mut Budget,
 ) -> async_imap::error::Result<FolderBatch>
 where
     T: AsyncRead + AsyncWrite + Unpin + Debug + Send,
@@ -250,6 +275,7 @@ where
     // EXAMINE opens the folder read-only: not even the \Recent flags change.
     let mailbox = session.examine(folder).await?;
     let uid_validity = mailbox.uid_validity.unwrap_or(0);
+    let mut batch = FolderBatch { uid_validity, ..FolderBatch::default() };
     let after = cursor.filter(|c| c.uid_validity == uid_validity).map(|c| c.last_uid);
     let query = match after {
         Some(last_uid) => format!("UID {}:*", last_uid + 1),
@@ -257,19 +283,71 @@ where
     };
     let mut uids: Vec<u32> = session.uid_search(&query).await?.into_iter().filter(|uid| *uid > after.unwrap_or(0)).collect();
     uids.sort_unstable();
-    uids.truncate(limit);
-    if uids.is_empty() {
-        return Ok(FolderBatch { uid_validity, messages: Vec::new() });
+    batch.more_waiting = uids.len() > budget.bounds.max_messages;
+    uids.truncate(budget.bounds.max_messages);
+    if uids.is_empty() || budget.spent() {
+        batch.more_waiting |= !uids.is_empty();
+        return Ok(batch);
     }
-    let set = uids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-    let fetches: Vec<_> = session.uid_fetch(&set, "(UID BODY.PEEK[])").await?.try_collect().await?;
-    let mut messages: Vec<InboundMessage> = fetches
+    let sizes = message_sizes(session, &uids).await?;
+    let cap = budget.bounds.max_message_bytes;
+    // The messages whose fetched part fits what is left of the bytes; the first always does, so
+    // a run always moves on.
+    let mut planned = Vec::new();
+    for uid in uids {
+        let take = sizes.get(&uid).map_or(cap, |size| (*size as usize).min(cap));
+        if !planned.is_empty() && take > budget.bytes_left {
+            batch.more_waiting = true;
+            break;
+        }
+        budget.bytes_left = budget.bytes_left.saturating_sub(take);
+        planned.push(uid);
+    }
+    for chunk in planned.chunks(FETCH_CHUNK) {
+        if !batch.messages.is_empty() && tokio::time::Instant::now() >= budget.until {
+            batch.more_waiting = true;
+            break;
+        }
+        let set = chunk.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+        let fetches: Vec<_> = session.uid_fetch(&set, format!("(UID BODY.PEEK[]<0.{cap}>)")).await?.try_collect().await?;
+        let mut messages: Vec<InboundMessage> = fetches
+            .iter()
+            .filter_map(|fetch| Some(InboundMessage { folder: key.to_string(), uid: fetch.uid?, raw: fetch.body()?.to_vec() }))
+            .collect();
+        messages.sort_by_key(|m| m.uid);
+        messages.dedup_by_key(|m| m.uid);
+        for message in &messages {
+            batch.bytes += message.raw.len() as u64;
+            batch.cut_short += u32::from(sizes.get(&message.uid).is_some_and(|size| *size as usize > cap));
+        }
+        batch.messages.extend(messages);
+    }
+    Ok(batch)
+}
+
+/// Each message's size (RFC822.SIZE), fetched before any body.
+async fn message_sizes<T>(session: &mut async_imap::Session<T>, uids: &[u32]) -> async_imap::error::Result<HashMap<u32, u32>>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Debug + Send,
+{
+    let mut sizes = HashMap::new();
+    for chunk in uids.chunks(500) {
+        let set = chunk.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+        let fetches: Vec<_> = session.uid_fetch(&set, "(UID RFC822.SIZE)").await?.try_collect().await?;
+        sizes.extend(fetches.iter().filter_map(|fetch| Some((fetch.uid?, fetch.size?))));
+    }
+    Ok(sizes)
+}
+
+/// A mailbox's own addresses: its configured address and a login name that is one.
+fn account_addresses(settings: &MailboxSettings) -> Vec<String> {
+    settings
+        .address
         .iter()
-        .filter_map(|fetch| Some(InboundMessage { folder: key.to_string(), uid: fetch.uid?, raw: fetch.body()?.to_vec() }))
-        .collect();
-    messages.sort_by_key(|m| m.uid);
-    messages.dedup_by_key(|m| m.uid);
-    Ok(FolderBatch { uid_validity, messages })
+        .chain(std::iter::once(&settings.username))
+        .filter(|address| address.contains('@'))
+        .map(|address| address.to_ascii_lowercase())
+        .collect()
 }
 
 #[async_trait]
@@ -279,16 +357,21 @@ impl Inbox for ImapInbox {
     }
 
     fn own_addresses(&self) -> Vec<String> {
+        self.accounts.iter().flat_map(|a| account_addresses(&a.settings)).collect()
+    }
+
+    fn watched_folders(&self) -> Vec<WatchedFolder> {
         self.accounts
             .iter()
-            .flat_map(|a| a.settings.address.iter().chain(std::iter::once(&a.settings.username)))
-            .filter(|address| address.contains('@'))
-            .map(|address| address.to_ascii_lowercase())
+            .flat_map(|a| {
+                let addresses = account_addresses(&a.settings);
+                a.settings.folders.iter().map(move |f| WatchedFolder { folder: a.settings.folder_key(f), addresses: addresses.clone() })
+            })
             .collect()
     }
 
-    async fn read_new(&self, cursors: &HashMap<String, MailboxCursor>, since: NaiveDate, limit: usize) -> Vec<FolderRead> {
-        let reads = futures::future::join_all(self.accounts.iter().map(|account| self.read_account(account, cursors, since, limit))).await;
+    async fn read_new(&self, cursors: &HashMap<String, MailboxCursor>, since: NaiveDate, bounds: ReadBounds) -> Vec<FolderRead> {
+        let reads = futures::future::join_all(self.accounts.iter().map(|account| self.read_account(account, cursors, since, bounds))).await;
         reads.into_iter().flatten().collect()
     }
 }

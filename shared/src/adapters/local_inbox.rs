@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 
 use crate::domain::MailboxCursor;
-use crate::ports::{FolderBatch, FolderRead, InboundMessage, Inbox};
+use crate::ports::{FolderBatch, FolderRead, InboundMessage, Inbox, ReadBounds};
+use tokio::io::AsyncReadExt;
 
 pub const MAILDIR_FOLDER: &str = "local/INBOX";
 
@@ -29,7 +30,7 @@ impl MaildirInbox {
         self.root.join("new")
     }
 
-    async fn read_batch(&self, limit: usize) -> anyhow::Result<FolderBatch> {
+    async fn read_batch(&self, bounds: ReadBounds) -> anyhow::Result<FolderBatch> {
         let dir = self.new_dir();
         let mut names = Vec::new();
         match std::fs::read_dir(&dir) {
@@ -45,14 +46,25 @@ impl MaildirInbox {
             Err(e) => return Err(e.into()),
         }
         names.sort();
-        names.truncate(limit);
-        let mut messages = Vec::with_capacity(names.len());
+        let mut batch = FolderBatch { more_waiting: names.len() > bounds.max_messages, ..FolderBatch::default() };
+        names.truncate(bounds.max_messages);
         for (index, name) in names.iter().enumerate() {
-            let raw = tokio::fs::read(dir.join(name)).await?;
-            messages.push(InboundMessage { folder: MAILDIR_FOLDER.into(), uid: index as u32 + 1, raw });
+            let file = tokio::fs::File::open(dir.join(name)).await?;
+            let size = file.metadata().await?.len();
+            let take = size.min(bounds.max_message_bytes as u64);
+            if !batch.messages.is_empty() && batch.bytes + take > bounds.max_batch_bytes as u64 {
+                batch.more_waiting = true;
+                break;
+            }
+            let mut raw = Vec::with_capacity(take as usize);
+            file.take(take).read_to_end(&mut raw).await?;
+            batch.bytes += raw.len() as u64;
+            batch.cut_short += u32::from(size > take);
+            batch.messages.push(InboundMessage { folder: MAILDIR_FOLDER.into(), uid: index as u32 + 1, raw });
         }
+        names.truncate(batch.messages.len());
         *self.last_batch.lock().unwrap_or_else(|e| e.into_inner()) = names;
-        Ok(FolderBatch { uid_validity: 0, messages })
+        Ok(batch)
     }
 }
 
@@ -66,8 +78,8 @@ impl Inbox for MaildirInbox {
         Vec::new()
     }
 
-    async fn read_new(&self, _cursors: &HashMap<String, MailboxCursor>, _since: NaiveDate, limit: usize) -> Vec<FolderRead> {
-        vec![FolderRead { folder: MAILDIR_FOLDER.into(), result: self.read_batch(limit).await }]
+    async fn read_new(&self, _cursors: &HashMap<String, MailboxCursor>, _since: NaiveDate, bounds: ReadBounds) -> Vec<FolderRead> {
+        vec![FolderRead { folder: MAILDIR_FOLDER.into(), result: self.read_batch(bounds).await }]
     }
 
     async fn acknowledge(&self, _folder: &str, up_to_uid: u32) -> anyhow::Result<()> {

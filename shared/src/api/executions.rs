@@ -41,6 +41,9 @@ pub(crate) async fn view(app: &AppState, execution: Execution) -> Result<Executi
     if let Some(reason) = &execution.pause_reason {
         needs_attention.push(format!("paused by itself: {reason}; fix it, then POST /api/v1/executions/{}/resume", execution.id));
     }
+    if let Some(reason) = &execution.follow_ups_waiting {
+        needs_attention.push(format!("due follow-ups wait: {reason}; fix the mailbox settings or password (GET /api/v1/mailboxes)"));
+    }
     match progress.count(LeadStateKind::Parked) {
         0 => {}
         parked => needs_attention.push(format!(

@@ -19,7 +19,7 @@ use crate::domain::{
 };
 use crate::inbound::{self, BounceReport, InboundMail, MailClass};
 use crate::ports::store::LeadQuery;
-use crate::ports::{Clock, FolderBatch, InboundMessage, Inbox, PageRequest, Store, StoreError};
+use crate::ports::{Clock, FolderBatch, InboundMessage, Inbox, PageRequest, ReadBounds, Store, StoreError};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ReplyReport {
@@ -34,6 +34,12 @@ pub struct ReplyReport {
     pub deferred: u32,
     /// Skipped for good after failing on three runs in a row (see the folder's cursor).
     pub quarantined: u32,
+    /// Bytes fetched from the mailboxes.
+    pub bytes_read: u64,
+    /// Messages over the size bound, of which only the start was fetched.
+    pub cut_short: u32,
+    /// A folder had more new mail than one run reads; the next run goes on.
+    pub more_waiting: bool,
     /// Folders that could not be read this time, with why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed_folders: Vec<String>,
@@ -122,9 +128,9 @@ impl ReplyProcessor {
         }
     }
 
-    /// Reads and acts on up to `batch` new messages per folder. A folder that cannot be read is
-    /// reported and retried next run; the others go on.
-    pub async fn poll(&self, batch: usize) -> Result<ReplyReport, RetryableStepError> {
+    /// Reads and acts on the new messages of every folder, within `bounds`. A folder that cannot
+    /// be read is reported and retried next run; the others go on.
+    pub async fn poll(&self, bounds: ReadBounds) -> Result<ReplyReport, RetryableStepError> {
         let mut cursors = HashMap::new();
         for folder in self.inbox.folders() {
             if let Some(cursor) = self.store.get_mailbox_cursor(&folder).await? {
@@ -135,10 +141,13 @@ impl ReplyProcessor {
         let since = today.checked_sub_days(Days::new(self.lookback_days.into())).unwrap_or(today);
         let mut report = ReplyReport::default();
         let mut first_error = None;
-        for read in self.inbox.read_new(&cursors, since, batch).await {
+        for read in self.inbox.read_new(&cursors, since, bounds).await {
             let previous = cursors.get(&read.folder);
             match read.result {
                 Ok(folder_batch) => {
+                    report.bytes_read += folder_batch.bytes;
+                    report.cut_short += folder_batch.cut_short;
+                    report.more_waiting |= folder_batch.more_waiting;
                     if let Err(error) = self.process_folder(&read.folder, previous, folder_batch, &mut report).await {
                         report.failed_folders.push(format!("{}: {}", read.folder, error.0));
                         first_error.get_or_insert(error);

@@ -8,10 +8,11 @@ use super::replies::{ReplyProcessor, ReplyReport};
 use super::sweep::{Sweep, SweepReport};
 
 pub struct ScheduledTasks {
-    pub replies: Option<ReplyProcessor>,
+    /// `Err`: the mailboxes are configured but could not be set up; every run says so.
+    pub replies: Result<Option<ReplyProcessor>, String>,
     pub sweep: Sweep,
-    /// Messages read per run at most, so one run fits the function's time limit.
-    pub reply_batch: usize,
+    /// How much one run reads of the mailboxes, so it fits the function's memory and time.
+    pub reply_bounds: crate::ports::ReadBounds,
     pub sweep_batch: u32,
 }
 
@@ -27,8 +28,9 @@ impl ScheduledTasks {
     /// (so it shows as failed) when either did.
     pub async fn run(&self) -> Result<ScheduledReport, RetryableStepError> {
         let replies = match &self.replies {
-            Some(processor) => Some(processor.poll(self.reply_batch).await),
-            None => None,
+            Ok(Some(processor)) => Some(processor.poll(self.reply_bounds).await),
+            Ok(None) => None,
+            Err(why) => Some(Err(RetryableStepError(format!("the mailboxes could not be set up: {why}")))),
         };
         let sweep = self.sweep.run(self.sweep_batch).await;
         match (replies.transpose(), sweep) {

@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::control::release_held;
+use super::reply_freshness::{FreshnessCheck, FreshnessRule};
 use super::{Committed, RetryableStepError, StepPorts, progress};
 use crate::domain::transition::MAX_REDRIVES;
-use crate::domain::{Execution, ExecutionId, ExecutionState, Lead, LeadEvent, LeadStateKind, SkipReason, StepQueue};
+use crate::domain::{AgentId, Execution, ExecutionId, ExecutionState, Lead, LeadEvent, LeadStateKind, SkipReason, StepQueue};
 use crate::ports::StoreError;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -44,6 +45,11 @@ pub struct SweepReport {
     pub rechecked: u32,
     /// Executions whose start never finished, failed.
     pub failed_starts: u32,
+    /// Due follow-ups that wait because their mailboxes were not read recently enough.
+    pub follow_ups_waiting: u32,
+    /// Why, per agent whose follow-ups wait.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waiting_because: Vec<String>,
     /// Leads or executions the sweep could not handle this time (logged; looked at again).
     pub errors: u32,
 }
@@ -52,14 +58,26 @@ pub struct Sweep {
     ports: StepPorts,
     /// How long one run may keep taking batches of due leads.
     time_budget: Duration,
+    /// What must hold before a follow-up leaves: its mailboxes were read recently.
+    freshness: FreshnessRule,
+}
+
+/// What one run has learned so far, so each execution, agent and queue is read once.
+#[derive(Default)]
+struct RunMemo {
+    executions: HashMap<ExecutionId, Execution>,
+    agents: HashMap<AgentId, Option<String>>,
+    backlogs: HashMap<StepQueue, bool>,
+    /// Per execution: why its follow-ups wait (`None`: one went out this run).
+    follow_ups: HashMap<ExecutionId, Option<String>>,
 }
 
 /// Executions looked at per run.
 const EXECUTIONS_PER_RUN: u32 = 100;
 
 impl Sweep {
-    pub fn new(ports: StepPorts) -> Self {
-        Self { ports, time_budget: Duration::from_secs(60) }
+    pub fn new(ports: StepPorts, freshness: FreshnessRule) -> Self {
+        Self { ports, time_budget: Duration::from_secs(60), freshness }
     }
 
     /// Looks at due leads in batches of `limit`, until none is due or the run's time budget is
@@ -69,13 +87,13 @@ impl Sweep {
         let started = Instant::now();
         let now = self.ports.clock.now();
         let mut report = SweepReport::default();
-        let mut executions: HashMap<ExecutionId, Execution> = HashMap::new();
-        let mut backlogs: HashMap<StepQueue, bool> = HashMap::new();
+        let freshness = self.freshness.check(self.ports.store.as_ref()).await?;
+        let mut memo = RunMemo::default();
         loop {
             let leads = self.ports.store.leads_needing_attention(now, limit).await?;
             let full = leads.len() as u32 >= limit;
             for lead in leads {
-                if let Err(error) = self.attend(&lead, &mut executions, &mut backlogs, &mut report).await {
+                if let Err(error) = self.attend(&lead, &freshness, &mut memo, &mut report).await {
                     report.errors += 1;
                     tracing::warn!(lead_id = %lead.id, %error, "the sweep could not handle a lead; it looks again next run");
                 }
@@ -84,28 +102,100 @@ impl Sweep {
                 break;
             }
         }
+        self.note_waiting_follow_ups(&memo, &mut report).await;
         // After the leads: what the look at executions enqueues must not make a queue look busy
         // to the leads it has not reached yet.
-        self.look_at_executions(&mut report).await?;
+        self.look_at_executions(&freshness, &mut memo, &mut report).await?;
         Ok(report)
+    }
+
+    /// Says on each execution why its follow-ups wait, or that they no longer do.
+    async fn note_waiting_follow_ups(&self, memo: &RunMemo, report: &mut SweepReport) {
+        let now = self.ports.clock.now();
+        for (execution_id, why) in &memo.follow_ups {
+            let Some(execution) = memo.executions.get(execution_id) else { continue };
+            let current = match self.ports.store.get_execution(execution.id).await {
+                Ok(current) => current,
+                Err(error) => {
+                    report.errors += 1;
+                    tracing::warn!(%execution_id, %error, "the sweep could not note the execution's follow-ups");
+                    continue;
+                }
+            };
+            if let Some(transition) = current.follow_ups_waiting_because(why.clone(), now) {
+                if let Some(why) = why {
+                    tracing::warn!(%execution_id, reason = %why, "due follow-ups wait");
+                }
+                match self.ports.store.commit(&transition).await {
+                    // Moved meanwhile: the next run notes it again.
+                    Ok(()) | Err(StoreError::Conflict) => {}
+                    Err(error) => {
+                        report.errors += 1;
+                        tracing::warn!(%execution_id, %error, "the sweep could not note the execution's follow-ups");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Why the follow-ups of `execution`'s agent must wait, read once per agent and run.
+    async fn follow_ups_must_wait(
+        &self,
+        execution: &Execution,
+        freshness: &FreshnessCheck,
+        memo: &mut RunMemo,
+    ) -> Result<Option<String>, RetryableStepError> {
+        if let Some(why) = memo.agents.get(&execution.agent_id) {
+            return Ok(why.clone());
+        }
+        let agent = self.ports.store.get_agent(execution.agent_id).await?;
+        let why = freshness.why_waiting(&agent, self.ports.clock.now());
+        memo.agents.insert(execution.agent_id, why.clone());
+        Ok(why)
     }
 
     async fn attend(
         &self,
         lead: &Lead,
-        executions: &mut HashMap<ExecutionId, Execution>,
-        backlogs: &mut HashMap<StepQueue, bool>,
+        freshness: &FreshnessCheck,
+        memo: &mut RunMemo,
         report: &mut SweepReport,
     ) -> Result<(), RetryableStepError> {
-        let execution = match executions.get(&lead.execution_id) {
+        let execution = match memo.executions.get(&lead.execution_id) {
             Some(execution) => execution.clone(),
             None => {
                 let execution = self.ports.store.get_execution(lead.execution_id).await?;
-                executions.insert(lead.execution_id, execution.clone());
+                memo.executions.insert(lead.execution_id, execution.clone());
                 execution
             }
         };
-        let Some((event, tally)) = self.decide(lead, &execution, backlogs).await? else { return Ok(()) };
+        let follow_up_due = execution.state == ExecutionState::Running && lead.state.kind() == LeadStateKind::Sent;
+        if follow_up_due {
+            let why = self.follow_ups_must_wait(&execution, freshness, memo).await?;
+            if let Some(why) = &why {
+                if !report.waiting_because.contains(why) {
+                    report.waiting_because.push(why.clone());
+                }
+                let until = self.ports.clock.now() + self.freshness.recheck_after();
+                if let Ok(transition) = lead.advanced(LeadEvent::FollowUpWaits { until }, self.ports.clock.now()) {
+                    match self.ports.store.commit(&transition).await {
+                        Ok(()) => report.follow_ups_waiting += 1,
+                        // It moved meanwhile (an answer was read): whatever moved it is in charge.
+                        Err(StoreError::Conflict) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            // One reason per execution: a waiting one wins over a follow-up that left earlier.
+            let noted = memo.follow_ups.entry(execution.id).or_insert(None);
+            if noted.is_none() {
+                *noted = why.clone();
+            }
+            if why.is_some() {
+                return Ok(());
+            }
+        }
+        let Some((event, tally)) = self.decide(lead, &execution, &mut memo.backlogs).await? else { return Ok(()) };
         let Ok(transition) = lead.advanced(event, self.ports.clock.now()) else { return Ok(()) };
         match self.ports.commit(&transition).await {
             Ok(()) | Err(Committed::NotEnqueued(_)) => *tally(report) += 1,
@@ -118,7 +208,12 @@ impl Sweep {
 
     /// Fails starts that never finished; completes running executions whose leads have all
     /// finished, and releases the held leads of running ones.
-    async fn look_at_executions(&self, report: &mut SweepReport) -> Result<(), RetryableStepError> {
+    async fn look_at_executions(
+        &self,
+        freshness: &FreshnessCheck,
+        memo: &mut RunMemo,
+        report: &mut SweepReport,
+    ) -> Result<(), RetryableStepError> {
         let now = self.ports.clock.now();
         for execution in self.ports.store.executions_needing_attention(now, EXECUTIONS_PER_RUN).await? {
             let looked_at = match execution.state {
@@ -138,7 +233,16 @@ impl Sweep {
                     report.released += released as u32;
                     // Read again: the completion check or a worker may have moved it.
                     let current = self.ports.store.get_execution(execution.id).await?;
-                    (current.attention_at == execution.attention_at).then(|| current.looked_at(now))
+                    let mut looked_at = (current.attention_at == execution.attention_at).then(|| current.looked_at(now));
+                    // Follow-ups that waited may all have ended (the leads answered): the note
+                    // goes once the mailboxes are read again.
+                    if let Some(change) = looked_at.as_mut().and_then(|t| t.execution.as_mut())
+                        && current.follow_ups_waiting.is_some()
+                        && self.follow_ups_must_wait(&current, freshness, memo).await?.is_none()
+                    {
+                        change.next.follow_ups_waiting = None;
+                    }
+                    looked_at
                 }
                 _ => Some(execution.looked_at(now)),
             };

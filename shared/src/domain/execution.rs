@@ -194,6 +194,10 @@ pub struct Execution {
     /// Why the execution paused by itself (a configuration fault); cleared by resume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_reason: Option<String>,
+    /// Why the execution's due follow-ups are waiting (its mailboxes were not read recently
+    /// enough to know no one answered); cleared when they go out again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_ups_waiting: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -215,6 +219,7 @@ impl Execution {
             attention_at: Some(now + STEP_BUDGET),
             failure_reason: None,
             pause_reason: None,
+            follow_ups_waiting: None,
             created_at: now,
             updated_at: now,
             finished_at: None,
@@ -249,6 +254,19 @@ impl Execution {
         next.version = self.version + 1;
         next.attention_at = attention_for(next.state, now);
         Transition { execution: Some(ExecutionChange { next }), ..Transition::default() }
+    }
+
+    /// Records why its due follow-ups wait, or that they no longer do; `None` when that is
+    /// already what it says.
+    pub fn follow_ups_waiting_because(&self, reason: Option<String>, now: Timestamp) -> Option<Transition> {
+        if self.follow_ups_waiting == reason {
+            return None;
+        }
+        let mut next = self.clone();
+        next.follow_ups_waiting = reason;
+        next.updated_at = now;
+        next.version = self.version + 1;
+        Some(Transition { execution: Some(ExecutionChange { next }), ..Transition::default() })
     }
 
     /// Failed with the reason.

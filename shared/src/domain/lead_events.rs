@@ -71,6 +71,11 @@ pub enum LeadEvent {
     FollowUpDue {
         hold: bool,
     },
+    /// The next step is due but must wait until `until` (the lead's mailboxes were not read
+    /// recently enough to know the lead did not answer).
+    FollowUpWaits {
+        until: Timestamp,
+    },
     /// The lead's execution is paused: the lead waits where it is.
     Hold,
     /// The execution resumed: the lead's step is enqueued again.
@@ -115,6 +120,7 @@ impl LeadEvent {
             Self::SendRefused { .. } => "send_refused",
             Self::Park(_) => "park",
             Self::FollowUpDue { .. } => "follow_up_due",
+            Self::FollowUpWaits { .. } => "follow_up_waits",
             Self::Hold => "hold",
             Self::Unhold => "unhold",
             Self::Redrive => "redrive",
@@ -275,6 +281,10 @@ impl Lead {
                     effects.dispatch = Some(StepQueue::Draft);
                 }
                 effects.log(LogLevel::Info, "lead.follow_up_due", format!("step {} is due", next.step));
+            }
+            // Logged on the execution, once, not on every lead at every run.
+            LeadEvent::FollowUpWaits { until } if from == LeadStateKind::Sent && self.next_step_due_at.is_some_and(|due| due < until) => {
+                next.next_step_due_at = Some(until);
             }
             LeadEvent::Hold if waits_for_worker && !self.on_hold => {
                 next.on_hold = true;

@@ -9,10 +9,10 @@ use secrecy::SecretString;
 use crate::adapters::embedded::{EmbeddedDb, EmbeddedQueue, EmbeddedStore, QueueSettings};
 use crate::adapters::local_inbox::MaildirInbox;
 use crate::adapters::outbox::OutboxMailer;
-use crate::app::StepWorker;
+use crate::app::{ReplyReading, StepWorker};
 use crate::config::Settings;
 use crate::domain::unsubscribe::UnsubscribeSigner;
-use crate::ports::{Clock, FixedUnsubscribeKey, Inbox, Store, SystemClock};
+use crate::ports::{Clock, FixedUnsubscribeKey, Store, SystemClock};
 use crate::runtime::{Runtime, drafter_for, inbox_for, lead_sources_for, mail_domains_for, mailer_for, research_for};
 
 /// The runtime of the local mode. It keeps the embedded queue's concrete type, which the local
@@ -65,8 +65,9 @@ impl EmbeddedRuntime {
             drafter: drafter_for(&settings, clock.clone())?,
             mailer: mailer_for(&settings, Arc::new(OutboxMailer::new(Self::outbox_dir(&settings))))?,
             // The team's IMAP mailboxes when configured, else a Maildir folder beside the data.
-            inbox: inbox_for(&settings.mailboxes)?
-                .or_else(|| Some(Arc::new(MaildirInbox::new(Self::inbox_dir(&settings))) as Arc<dyn Inbox>)),
+            inbox: ReplyReading::On(
+                inbox_for(&settings.mailboxes)?.unwrap_or_else(|| Arc::new(MaildirInbox::new(Self::inbox_dir(&settings)))),
+            ),
             lead_sources: lead_sources_for(&settings)?,
             unsubscribe_keys: Arc::new(FixedUnsubscribeKey(Some(signer))),
             mail_domains: mail_domains_for(&settings)?,

@@ -15,7 +15,7 @@ pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use drafter::{DraftError, DraftOutcome, DraftRequest, Drafter, TokenUsage, Verification, VerifyRequest};
-pub use inbox::{FolderBatch, FolderRead, InboundMessage, Inbox};
+pub use inbox::{FolderBatch, FolderRead, InboundMessage, Inbox, ReadBounds, WatchedFolder};
 pub use lead_source::{LeadSource, LeadSourceError, LeadSourceSpec, SourcedLeads};
 pub use mail_domains::{DomainVerdict, MailDomains, SendingDomainRecords, UncheckedDomains};
 pub use mailer::{MailError, Mailer, SendReceipt};
