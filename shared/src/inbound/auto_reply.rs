@@ -41,6 +41,42 @@ pub fn is_auto_reply(message: &Message<'_>, subject: &str) -> bool {
     .any(|marker| subject.contains(marker))
 }
 
+/// Challenge-response filters (Boxbe, SpamArrest, Mailblocks and their like) answer a first
+/// message from an unknown sender with a request to prove one is human. A machine wrote it and
+/// no one read the email yet: an automatic answer, never a reply, and nothing we click.
+pub fn is_challenge(message: &Message<'_>, subject: &str, text: &str) -> bool {
+    let has_header = |prefix: &str| message.headers().iter().any(|h| h.name().to_ascii_lowercase().starts_with(prefix));
+    if has_header("x-boxbe") || has_header("x-spamarrest") || has_header("x-mailblocks") {
+        return true;
+    }
+    let subject = subject.to_ascii_lowercase();
+    let subject_says = ["sender verification", "verify your email", "please verify", "verification required", "approval required"]
+        .iter()
+        .any(|marker| subject.contains(marker));
+    let text = text.to_ascii_lowercase();
+    let asks_proof = [
+        "verify that you are a human",
+        "verify you are a human",
+        "verify you are human",
+        "prove you are human",
+        "confirm that you are a human",
+        "confirm you are a human",
+        "i use a spam filter",
+        "i am using a challenge",
+        "challenge-response",
+        "challenge response",
+        "before your message can be delivered",
+        "your message is being held",
+        "add yourself to my approved senders",
+        "approved senders list",
+        "click the link below to verify",
+        "complete this one-time verification",
+    ]
+    .iter()
+    .any(|marker| text.contains(marker));
+    asks_proof || (subject_says && (text.contains("verify") || text.contains("click")))
+}
+
 /// How far ahead an absence is believed; a later date is more likely a signature or a typo.
 const LONGEST_ABSENCE_DAYS: u64 = 120;
 
@@ -209,6 +245,36 @@ pub fn absence_ends(text: &str, today: NaiveDate) -> Option<NaiveDate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn challenge(raw: &str) -> bool {
+        let message = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
+        let subject = message.subject().unwrap_or_default().to_string();
+        let text = message.body_text(0).unwrap_or_default().to_string();
+        is_challenge(&message, &subject, &text)
+    }
+
+    #[test]
+    fn challenge_response_requests_are_told_apart_from_people_who_mention_verification() {
+        let requests = [
+            "Subject: Please verify your email\r\n\r\nHi, I use a spam filter. Click the link below to verify you are human.\r\n",
+            "Subject: Re: hello\r\nX-Boxbe-Screen: waiting\r\n\r\nYour message is waiting for approval.\r\n",
+            "Subject: Sender verification required\r\n\r\nTo have your email delivered, click here to verify.\r\n",
+            "Subject: Re: Initech\r\n\r\nYour message is being held until you confirm you are a human sender.\r\n",
+            "Subject: Approval required\r\n\r\nPlease add yourself to my approved senders list: click the link.\r\n",
+        ];
+        let people = [
+            "Subject: Re: hello\r\n\r\nCan you verify the pricing you quoted? Seems high.\r\n",
+            "Subject: Re: hello\r\n\r\nWe need to verify SOC 2 compliance before any call.\r\n",
+            "Subject: Re: Please verify the numbers\r\n\r\nThe numbers look right to me, thanks.\r\n",
+            "Subject: Re: hello\r\n\r\nOur spam filter almost ate this. Interested, send details.\r\n",
+        ];
+        for raw in requests {
+            assert!(challenge(raw), "{raw}");
+        }
+        for raw in people {
+            assert!(!challenge(raw), "{raw}");
+        }
+    }
 
     fn day(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()

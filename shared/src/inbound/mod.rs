@@ -217,7 +217,7 @@ pub fn read(raw: &[u8]) -> Option<InboundMail> {
     } else if subject.eq_ignore_ascii_case("unsubscribe") {
         // A mail client's unsubscribe button (it may mark its message auto-submitted).
         MailClass::UnsubscribeRequest
-    } else if auto_reply::is_auto_reply(&message, &subject) {
+    } else if auto_reply::is_auto_reply(&message, &subject) || auto_reply::is_challenge(&message, &subject, &new_text) {
         let today = message.date().and_then(|d| NaiveDate::from_ymd_opt(d.year as i32, d.month as u32, d.day as u32));
         let today = today.unwrap_or_else(|| chrono::Utc::now().date_naive());
         MailClass::AutoReply { absent_until: auto_reply::absence_ends(&new_text, today) }
