@@ -390,3 +390,91 @@ async fn a_busy_mailbox_with_large_attachments_is_read_within_its_byte_bound_acr
     assert!(leads.iter().all(|l| l["state"] == "replied"), "every answer with a large attachment was understood");
     assert!(lead(&leads, "buyer3@acme3.example")["inbound"][0]["text"].as_str().unwrap().contains("RFP is attached"));
 }
+
+#[tokio::test]
+async fn replies_are_filed_by_intent_a_referral_becomes_a_lead_and_a_colleague_s_answer_stops_the_company() {
+    let mailbox = TestMailbox::user(15);
+    let app = TestApp::configured(|settings| settings.mailboxes = vec![mailbox.plain()]);
+    let agent_id = app.create_agent(&agent_spec()).await;
+    let execution_id = app
+        .start_csv(
+            &agent_id,
+            "email,first_name,company\nada@initech.example,Ada,Initech\ngrace@initech.example,Grace,Initech\n\
+             bob@globex.example,Bob,Globex\ncy@umbrella.example,Cy,Umbrella\neve@gmail.com,Eve,Eve Consulting\n\
+             fay@gmail.com,Fay,Fay Design\n",
+        )
+        .await;
+    app.drain().await;
+    let leads = app.leads(&execution_id).await;
+    let answer = |email: &str, text: &str| reply_to(&first_message_id(&leads, email), email, "", text);
+    mailbox.deliver(&answer("ada@initech.example", "Happy to chat. Does Thursday at 2pm work for you?\r\n\r\nAda"));
+    mailbox.deliver(&answer("bob@globex.example", "Thanks, but we're all set: we already use a forecasting vendor."));
+    mailbox.deliver(&answer(
+        "cy@umbrella.example",
+        "I'm not the right person for this. Please talk to Jane Doe (jane.doe@umbrella.example), she runs planning.",
+    ));
+    mailbox.deliver(&answer("eve@gmail.com", "Sounds interesting, send me the deck."));
+
+    let report = poll(&app).await.replies.expect("the mailbox is read");
+    assert_eq!(report.matched, 4, "{report:?}");
+
+    let leads = app.leads(&execution_id).await;
+    let intent_of = |email: &str| lead(&leads, email)["reply_intent"].as_str().map(str::to_string);
+    assert_eq!(intent_of("ada@initech.example").as_deref(), Some("meeting_request"));
+    assert_eq!(intent_of("bob@globex.example").as_deref(), Some("not_interested"));
+    assert_eq!(intent_of("cy@umbrella.example").as_deref(), Some("referral"));
+    assert_eq!(intent_of("eve@gmail.com").as_deref(), Some("interested"));
+    let cy = lead(&leads, "cy@umbrella.example");
+    assert_eq!(cy["inbound"][0]["referral"], serde_json::json!({"name": "Jane Doe", "email": "jane.doe@umbrella.example"}));
+
+    // Ada's answer ends her colleague's sequence; two strangers on gmail.com are no company.
+    let grace = lead(&leads, "grace@initech.example");
+    assert_eq!((grace["state"].as_str(), grace["reason"].as_str()), (Some("skipped"), Some("colleague_replied")), "{grace}");
+    assert_eq!(lead(&leads, "fay@gmail.com")["state"], "sent");
+    let log = app.get(&format!("/api/v1/executions/{execution_id}/logs?limit=200")).await.body.to_string();
+    assert!(log.contains("ada@initech.example, at the same company, answered"), "{log}");
+
+    // Filed, filterable and counted.
+    let meetings = app.get("/api/v1/leads?intent=meeting_request").await.body;
+    let emails: Vec<&str> = meetings["items"].as_array().unwrap().iter().map(|l| l["contact"]["email"].as_str().unwrap()).collect();
+    assert_eq!(emails, vec!["ada@initech.example"]);
+    let refused = app.get("/api/v1/leads?intent=maybe").await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.to_string().contains("intent"), "{}", refused.body);
+    let counters = &app.execution(&execution_id).await["counters"];
+    assert_eq!(
+        [&counters["meeting_requests"], &counters["not_interested"], &counters["referrals"], &counters["interested"], &counters["replied"]],
+        [1, 1, 1, 1, 4],
+        "{counters}"
+    );
+    let overview = app.get("/api/v1/stats/overview").await.body;
+    assert_eq!(overview["replies_by_intent"]["referral"], 1, "{overview}");
+
+    // The referred colleague becomes a lead of the same agent, once.
+    let cy_id = cy["id"].as_str().unwrap();
+    let referred = app.post_json(&format!("/api/v1/leads/{cy_id}/referral"), &serde_json::json!({})).await;
+    assert_eq!(referred.status, 201, "{}", referred.body);
+    let referral_execution = referred.body["execution"]["id"].as_str().unwrap().to_string();
+    assert_eq!(referred.body["execution"]["lead_source"], "referral");
+    let again = app.post_json(&format!("/api/v1/leads/{cy_id}/referral"), &serde_json::json!({})).await;
+    assert_eq!((again.status.as_u16(), again.body["replayed"].as_bool()), (200, Some(true)), "{}", again.body);
+    app.drain().await;
+    let jane = &app.leads(&referral_execution).await[0];
+    assert_eq!(
+        (jane["contact"]["email"].as_str(), jane["contact"]["first_name"].as_str()),
+        (Some("jane.doe@umbrella.example"), Some("Jane"))
+    );
+    assert_eq!(jane["state"], "sent", "the referred colleague is emailed: {jane}");
+    let no_referral = app
+        .post_json(
+            &format!("/api/v1/leads/{}/referral", lead(&leads, "bob@globex.example")["id"].as_str().unwrap()),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(no_referral.status, 422, "{}", no_referral.body);
+
+    // Bob said no: this agent never emails him again.
+    let later = app.start_csv(&agent_id, "email,first_name,company\nbob@globex.example,Bob,Globex\n").await;
+    app.drain().await;
+    assert_eq!(app.leads(&later).await[0]["reason"], "already_contacted");
+}

@@ -159,7 +159,7 @@ pub struct Settings {
     pub reply_bounds: crate::ports::ReadBounds,
     /// How old the last complete read of an agent's mailboxes may be before its due follow-ups
     /// wait (`SALES_AGENT_REPLY_FRESHNESS_SECS`; default two polls): a lead's answer may be
-    /// sitting unread.
+    /// sitting unread. Zero switches the rule off: follow-ups never wait for a read.
     pub reply_freshness: Duration,
     /// How far back a folder read for the first time (or after its UIDVALIDITY changed) is searched.
     pub reply_lookback_days: u32,

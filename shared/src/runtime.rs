@@ -288,7 +288,7 @@ impl Runtime {
         ScheduledTasks {
             replies: match &self.inbox {
                 ReplyReading::On(inbox) => {
-                    Ok(Some(ReplyProcessor::new(self.step_ports(), inbox.clone(), self.settings.reply_lookback_days)))
+                    Ok(Some(ReplyProcessor::new(self.step_ports(), inbox.clone(), self.drafter.clone(), self.settings.reply_lookback_days)))
                 }
                 ReplyReading::Off => Ok(None),
                 ReplyReading::Broken(why) => Err(why.clone()),
@@ -296,7 +296,7 @@ impl Runtime {
             sweep: Sweep::new(
                 self.step_ports(),
                 FreshnessRule {
-                    reading: self.inbox.clone(),
+                    reading: if self.settings.reply_freshness.is_zero() { ReplyReading::Off } else { self.inbox.clone() },
                     max_age: chrono::Duration::from_std(self.settings.reply_freshness).unwrap_or(chrono::Duration::MAX),
                 },
             ),

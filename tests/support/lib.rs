@@ -8,6 +8,7 @@ pub mod fault_proxy;
 pub mod faults;
 pub mod grounding_eval;
 pub mod imap;
+pub mod intent_eval;
 pub mod lambda_process;
 pub mod mail;
 pub mod smtp;

@@ -16,7 +16,10 @@ use super::lead_import::{self, DuplicateRow, ImportedLeads, LeadInput};
 use super::problem::Problem;
 use crate::app::control::{ControlError, Sweeping};
 use crate::app::start::{StartError, StartExecution, StartOutcome};
-use crate::domain::{Execution, ExecutionCounters, ExecutionId, ExecutionLogEntry, FieldIssue, Lead, LeadSourceKind, LeadStateKind};
+use crate::domain::{
+    EmailAddress, Execution, ExecutionCounters, ExecutionId, ExecutionLogEntry, FieldIssue, Lead, LeadContact, LeadSourceKind,
+    LeadStateKind,
+};
 use crate::ports::store::LeadQuery;
 use crate::ports::{LeadSourceError, LeadSourceSpec, Page, SourcedLeads, StoreError};
 
@@ -228,6 +231,76 @@ pub async fn start(
         lead_source: imported.sourced,
     };
     Ok((StatusCode::CREATED, response_headers, Json(response)))
+}
+
+/// `POST /api/v1/leads/{id}/referral`: the colleague a lead's reply named becomes a lead of
+/// the same agent, in an execution of its own (researched, drafted and sent like any other).
+/// The address is the one the reply gave unless the body names another (`email`, and
+/// optionally `first_name`, `last_name`, `title`). Asking twice starts it once.
+pub async fn start_referral(
+    State(app): State<AppState>,
+    Path(lead_id): Path<String>,
+    Body(body): Body,
+) -> Result<(StatusCode, HeaderMap, Json<StartResponse>), Problem> {
+    #[derive(Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ReferredContact {
+        email: Option<String>,
+        first_name: Option<String>,
+        last_name: Option<String>,
+        title: Option<String>,
+    }
+    let given: ReferredContact = if body.iter().all(u8::is_ascii_whitespace) { ReferredContact::default() } else { parse_json(&body)? };
+    let lead = super::leads::load(&app, &lead_id).await?;
+    let referral = lead.inbound.iter().rev().find_map(|record| record.referral.clone());
+    let Some(email) = given.email.clone().or_else(|| referral.as_ref().and_then(|r| r.email.clone())) else {
+        return Err(Problem::invalid_field("email", "the lead's replies name no colleague's address; give one"));
+    };
+    let email = EmailAddress::parse(&email).map_err(|e| Problem::invalid_field("email", e.0))?;
+    if email.dedupe_key() == lead.contact.email.dedupe_key() {
+        return Err(Problem::invalid_field("email", "is the lead's own address"));
+    }
+    let referred_name = referral.and_then(|r| r.name).unwrap_or_default();
+    let mut name = referred_name.split_whitespace();
+    let (first, rest) = (name.next().map(str::to_string), name.collect::<Vec<_>>().join(" "));
+    let contact = LeadContact {
+        email,
+        first_name: given.first_name.or(first).unwrap_or_default(),
+        last_name: given.last_name.or(Some(rest).filter(|r| !r.is_empty())),
+        company: lead.contact.company.clone(),
+        title: given.title,
+        company_domain: lead.contact.company_domain.clone(),
+        time_zone: lead.contact.time_zone.clone(),
+    };
+    let agent = agents::load(&app, &lead.agent_id.to_string()).await?;
+    let key = format!("referral-{}", lead.id);
+    let fingerprint = format!("referral:{}:{}", lead.id, contact.email.dedupe_key());
+    let starter = StartExecution { ports: &app.ports };
+    if let Some(existing) = starter.replayable(agent.id, &key, &fingerprint).await.map_err(start_problem)? {
+        return replay(&app, existing).await;
+    }
+    let request = crate::app::start::StartRequest {
+        agent,
+        source: LeadSourceKind::Referral,
+        contacts: vec![contact],
+        idempotency_key: Some(key),
+        fingerprint,
+    };
+    let started = match starter.start(request).await.map_err(start_problem)? {
+        StartOutcome::Started(execution) => execution,
+        StartOutcome::Replayed(execution) => return replay(&app, execution).await,
+    };
+    tracing::info!(lead_id = %lead.id, execution_id = %started.id, "a referred colleague was added as a lead");
+    let response = StartResponse {
+        accepted: 1,
+        execution: view(&app, started).await?,
+        duplicates: vec![],
+        rejected: vec![],
+        ignored_columns: vec![],
+        replayed: false,
+        lead_source: None,
+    };
+    Ok((StatusCode::CREATED, HeaderMap::new(), Json(response)))
 }
 
 async fn replay(app: &AppState, existing: Execution) -> Result<(StatusCode, HeaderMap, Json<StartResponse>), Problem> {

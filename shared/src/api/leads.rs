@@ -12,7 +12,7 @@ use super::executions::state_filter;
 use super::extract::{Body, Params, parse_json, path_id};
 use super::problem::Problem;
 use crate::app::review::{DraftEdits, ParkedDecision, Review, ReviewError};
-use crate::domain::{EmailAddress, EmailDraft, Lead, LeadId, ResearchReport};
+use crate::domain::{EmailAddress, EmailDraft, Lead, LeadId, LeadStateKind, ReplyIntent, ResearchReport};
 use crate::ports::store::LeadQuery;
 use crate::ports::{Page, StoreError};
 
@@ -27,7 +27,7 @@ pub struct LeadView {
     research: Option<ResearchReport>,
 }
 
-async fn load(app: &AppState, raw_id: &str) -> Result<Lead, Problem> {
+pub(crate) async fn load(app: &AppState, raw_id: &str) -> Result<Lead, Problem> {
     let id: LeadId = path_id(raw_id, "lead")?;
     app.services.store.get_lead(id).await.map_err(|e| match e {
         StoreError::NotFound => Problem::not_found(format!("no lead with id '{raw_id}'")),
@@ -44,10 +44,23 @@ pub async fn list(State(app): State<AppState>, params: Params) -> Result<Json<Pa
         .get("execution_id")
         .map(|raw| raw.parse().map_err(|_| Problem::invalid_field("execution_id", "is not an execution id")))
         .transpose()?;
-    let query = LeadQuery { execution_id, agent_id, state: state_filter(&params)?, email };
-    // Every list is served by an index; "all leads of everything" has none.
+    let intent = params
+        .get("intent")
+        .map(|raw| {
+            ReplyIntent::parse(raw).ok_or_else(|| {
+                let known: Vec<&str> = ReplyIntent::ALL.iter().map(|i| i.as_str()).collect();
+                Problem::invalid_field("intent", format!("'{raw}' is not one of {}", known.join(", ")))
+            })
+        })
+        .transpose()?;
+    let mut query = LeadQuery { execution_id, agent_id, state: state_filter(&params)?, email, intent };
+    // Every list is served by an index; "all leads of everything" has none. Leads with an
+    // intent answered: without a narrower criterion, they are looked for among those that replied.
     if query.execution_id.is_none() && query.email.is_none() && query.state.is_none() {
-        return Err(Problem::invalid_field("state", "name an execution_id, an email or a state to list leads by"));
+        if query.intent.is_none() {
+            return Err(Problem::invalid_field("state", "name an execution_id, an email, a state or an intent to list leads by"));
+        }
+        query.state = Some(LeadStateKind::Replied);
     }
     Ok(Json(app.services.store.list_leads(&query, &params.page()?).await?))
 }

@@ -100,6 +100,7 @@ pub fn router(services: ApiServices) -> Router {
         .route("/leads/{lead_id}/approve", post(leads::approve))
         .route("/leads/{lead_id}/reject", post(leads::reject))
         .route("/leads/{lead_id}/resolve", post(leads::resolve))
+        .route("/leads/{lead_id}/referral", post(executions::start_referral))
         .route("/stats/overview", get(stats::overview))
         .route("/mailboxes", get(stats::mailboxes))
         .route("/mailboxes/{address}/resume", post(stats::resume_mailbox))

@@ -23,6 +23,8 @@ pub struct Totals {
     pub soft_bounced: u64,
     pub complained: u64,
     pub auto_replied: u64,
+    /// Replies by the intent of each lead's first answer.
+    pub replies_by_intent: std::collections::BTreeMap<&'static str, u64>,
     /// Replies per email sent.
     pub response_rate: f64,
     /// Hard bounces per email sent.
@@ -45,6 +47,9 @@ impl Totals {
         self.soft_bounced += counters.soft_bounced;
         self.complained += counters.complained;
         self.auto_replied += counters.auto_replied;
+        for (intent, count) in counters.replies_by_intent() {
+            *self.replies_by_intent.entry(intent.as_str()).or_default() += count;
+        }
         self.prompt_tokens += counters.prompt_tokens;
         self.completion_tokens += counters.completion_tokens;
     }

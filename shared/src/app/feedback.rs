@@ -35,7 +35,8 @@ pub struct FeedbackConsumer {
 
 impl FeedbackConsumer {
     pub fn new(ports: StepPorts) -> Self {
-        Self { actions: InboundActions::new(ports) }
+        // SES events are never a person's words: nothing to read for intent.
+        Self { actions: InboundActions::new(ports, None) }
     }
 
     pub async fn handle(&self, body: &str) -> Result<FeedbackOutcome, FeedbackError> {

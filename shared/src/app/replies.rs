@@ -13,11 +13,13 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::sending_health::{pause_if_unhealthy, pause_mailbox_if_unhealthy};
-use super::{RetryableStepError, StepPorts, deciding};
+use super::{Committed, RetryableStepError, StepPorts, deciding};
 use crate::domain::{
     EmailAddress, InboundEffect, InboundRecord, Lead, LeadEvent, LeadStateKind, MailboxCursor, QuarantinedMessage, SequenceEnd,
 };
-use crate::inbound::{self, BounceReport, InboundMail, MailClass};
+use crate::domain::{ExecutionId, ExecutionState, IntentReading};
+use crate::inbound::{self, BounceReport, InboundMail, MailClass, intent};
+use crate::ports::Drafter;
 use crate::ports::store::LeadQuery;
 use crate::ports::{Clock, FolderBatch, InboundMessage, Inbox, PageRequest, ReadBounds, Store, StoreError};
 
@@ -94,6 +96,8 @@ pub struct ReplyProcessor {
 /// it under its key (so a second reading changes nothing), and acted on.
 pub(crate) struct InboundActions {
     ports: StepPorts,
+    /// The model that reads a person's reply for its intent, when one is configured.
+    reader: Option<Arc<dyn Drafter>>,
 }
 
 /// How a message finds its lead.
@@ -116,12 +120,12 @@ pub(crate) enum Processed {
 }
 
 impl ReplyProcessor {
-    pub fn new(ports: StepPorts, inbox: Arc<dyn Inbox>, lookback_days: u32) -> Self {
+    pub fn new(ports: StepPorts, inbox: Arc<dyn Inbox>, reader: Arc<dyn Drafter>, lookback_days: u32) -> Self {
         let own_addresses = inbox.own_addresses();
         Self {
             store: ports.store.clone(),
             clock: ports.clock.clone(),
-            actions: InboundActions::new(ports),
+            actions: InboundActions::new(ports, Some(reader)),
             inbox,
             lookback_days,
             own_addresses,
@@ -267,8 +271,21 @@ impl ReplyProcessor {
 }
 
 impl InboundActions {
-    pub(crate) fn new(ports: StepPorts) -> Self {
-        Self { ports }
+    pub(crate) fn new(ports: StepPorts, reader: Option<Arc<dyn Drafter>>) -> Self {
+        Self { ports, reader }
+    }
+
+    /// A person's reply read for its intent: by the model when one is configured (its reading
+    /// checked against the reply's words), by the rules otherwise or when the model fails.
+    async fn intent_of(&self, mail: &InboundMail) -> IntentReading {
+        if let Some(reader) = &self.reader {
+            match reader.read_reply(&mail.text).await {
+                Ok(Some(reading)) => return reading,
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, "the model could not read the reply's intent; the rules decide"),
+            }
+        }
+        intent::by_rules(&mail.text, mail.from.as_deref())
     }
 
     /// Matches `mail` to its lead and applies it once; `source` says where it was read (a
@@ -288,6 +305,11 @@ impl InboundActions {
             return Ok(Processed::Own);
         }
         let (lead_id, execution_id, agent_id) = (lead.id, lead.execution_id, lead.agent_id);
+        // Read once: a message already kept on the lead is not read again.
+        let reading = match mail.class {
+            MailClass::HumanReply if !lead.has_inbound(&message_key) => Some(self.intent_of(mail).await),
+            _ => None,
+        };
         let record = InboundRecord {
             class: mail.class.name().into(),
             message_key,
@@ -305,6 +327,8 @@ impl InboundActions {
             },
             folder: source.to_string(),
             received_at: self.ports.clock.now(),
+            intent: reading.as_ref().map(|r| r.intent),
+            referral: reading.and_then(|r| r.referral),
         };
         let effect = effect_of(&mail.class);
         let processed = deciding(move || {
@@ -325,6 +349,11 @@ impl InboundActions {
             }
         })
         .await?;
+        // Done again for a duplicate too: a stop that failed after the reply was recorded is
+        // finished by the reply's next reading.
+        if matches!(processed, Processed::Matched | Processed::Duplicate) && mail.class == MailClass::HumanReply {
+            self.stop_company(&lead, mail.from.as_deref().unwrap_or(lead.contact.email.as_str())).await?;
+        }
         let hurts_reputation = matches!(effect, InboundEffect::Ends(SequenceEnd::HardBounce | SequenceEnd::Complaint));
         // Checked again for a duplicate too: a check that failed after the event was recorded
         // is retried with the event's redelivery.
@@ -335,6 +364,68 @@ impl InboundActions {
             }
         }
         Ok(processed)
+    }
+
+    /// Someone at `lead`'s company answered (`by`): with the agent's `replies.stop_company`, the
+    /// sequences of the company's other leads in the agent's running and paused executions end,
+    /// each with the reason. Companies are told by mail domain; free mail is no company.
+    async fn stop_company(&self, lead: &Lead, by: &str) -> Result<(), RetryableStepError> {
+        let Some(domain) = lead.contact.company_mail_domain() else { return Ok(()) };
+        let agent = match self.ports.store.get_agent(lead.agent_id).await {
+            Ok(agent) => agent,
+            Err(StoreError::NotFound) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if !agent.replies.stop_company {
+            return Ok(());
+        }
+        let mut executions = PageRequest::first(100);
+        loop {
+            let page = self.ports.store.list_executions(Some(agent.id), &executions).await?;
+            for execution in page.items.iter().filter(|e| matches!(e.state, ExecutionState::Running | ExecutionState::Paused)) {
+                self.stop_company_in(execution.id, lead, &domain, by).await?;
+            }
+            match page.next_cursor {
+                Some(cursor) => executions = PageRequest { cursor: Some(cursor), ..executions },
+                None => return Ok(()),
+            }
+        }
+    }
+
+    async fn stop_company_in(&self, execution_id: ExecutionId, lead: &Lead, domain: &str, by: &str) -> Result<(), RetryableStepError> {
+        let query = LeadQuery { execution_id: Some(execution_id), ..Default::default() };
+        let mut page_request = PageRequest::first(100);
+        loop {
+            let page = self.ports.store.list_leads(&query, &page_request).await?;
+            let colleagues = page.items.iter().filter(|other| {
+                other.id != lead.id && !other.state.kind().is_terminal() && other.contact.company_mail_domain().as_deref() == Some(domain)
+            });
+            for colleague in colleagues {
+                self.stop_colleague(colleague.clone(), by).await?;
+            }
+            match page.next_cursor {
+                Some(cursor) => page_request = PageRequest { cursor: Some(cursor), ..page_request },
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Ends one colleague's sequence, reading the lead again when a worker moved it meanwhile.
+    async fn stop_colleague(&self, mut colleague: Lead, by: &str) -> Result<(), RetryableStepError> {
+        for _ in 0..3 {
+            let event = LeadEvent::ColleagueReplied { by: by.to_string() };
+            // Finished, or sending right now: nothing to stop.
+            let Ok(transition) = colleague.advanced(event, self.ports.clock.now()) else { return Ok(()) };
+            match self.ports.commit(&transition).await {
+                Ok(()) | Err(Committed::NotEnqueued(_)) => return Ok(()),
+                Err(Committed::Refused(StoreError::Conflict)) => match self.ports.load_lead(colleague.id).await? {
+                    Some(current) => colleague = current,
+                    None => return Ok(()),
+                },
+                Err(Committed::Refused(e)) => return Err(e.into()),
+            }
+        }
+        Err(RetryableStepError(format!("lead {} kept changing while its sequence was being stopped", colleague.id)))
     }
 
     async fn is_agent_sender(&self, lead: &Lead, from: Option<&str>) -> Result<bool, RetryableStepError> {

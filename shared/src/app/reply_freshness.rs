@@ -86,11 +86,12 @@ impl FreshnessCheck {
         }
     }
 
-    /// The folders `agent`'s replies arrive in: those of the mailbox it sends from or replies
+    /// The folders `agent`'s replies arrive in: those of the mailboxes it sends from or replies
     /// to, or every folder when no watched mailbox is its own.
     fn folders_of<'a>(&'a self, agent: &Agent) -> impl Iterator<Item = &'a WatchedFolder> {
         let ours: Vec<String> = std::iter::once(&agent.sender.email)
             .chain(agent.sender.reply_to.as_ref())
+            .chain(&agent.sending.mailboxes)
             .map(|address| address.as_str().to_ascii_lowercase())
             .collect();
         let own_mailbox = self.watched.iter().any(|w| w.addresses.iter().any(|a| ours.contains(a)));

@@ -82,6 +82,31 @@ pub struct AgentSpec {
     /// Which mailboxes send, when, and how many a day.
     #[serde(default)]
     pub sending: SendingPolicy,
+    /// What a reply does beyond its own lead.
+    #[serde(default)]
+    pub replies: ReplyPolicy,
+}
+
+/// What a reply does beyond its own lead.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyPolicy {
+    /// A person's reply ends the sequences of the other leads at the same company (by mail
+    /// domain, never a free-mail one) in the agent's running and paused executions.
+    #[serde(default = "ReplyPolicy::stop_company_by_default")]
+    pub stop_company: bool,
+}
+
+impl ReplyPolicy {
+    fn stop_company_by_default() -> bool {
+        true
+    }
+}
+
+impl Default for ReplyPolicy {
+    fn default() -> Self {
+        Self { stop_company: Self::stop_company_by_default() }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -96,6 +121,8 @@ pub struct Agent {
     pub auto_pause: AutoPause,
     #[serde(default)]
     pub sending: SendingPolicy,
+    #[serde(default)]
+    pub replies: ReplyPolicy,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// Optimistic-concurrency version; every write is conditional on it.
@@ -172,6 +199,7 @@ impl AgentSpec {
             require_approval: self.require_approval,
             auto_pause: self.auto_pause,
             sending: self.sending,
+            replies: self.replies,
             created_at: now,
             updated_at: now,
             version: 0,

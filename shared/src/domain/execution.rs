@@ -86,6 +86,8 @@ pub enum LeadSourceKind {
     Json,
     Csv,
     Apollo,
+    /// A colleague a lead's reply named (`POST /api/v1/leads/{id}/referral`).
+    Referral,
 }
 
 /// Running totals, updated by atomic increments rather than read-modify-write.
@@ -106,11 +108,26 @@ pub struct ExecutionCounters {
     pub complained: u64,
     #[serde(default)]
     pub auto_replied: u64,
+    /// Replies by intent: each human reply counts once, under the intent it was read as.
+    #[serde(default)]
+    pub interested: u64,
+    #[serde(default)]
+    pub not_interested: u64,
+    #[serde(default)]
+    pub meeting_requests: u64,
+    #[serde(default)]
+    pub referrals: u64,
+    #[serde(default)]
+    pub wrong_person: u64,
+    #[serde(default)]
+    pub questions: u64,
+    #[serde(default)]
+    pub other_replies: u64,
 }
 
 impl ExecutionCounters {
     /// The counters' names as stores keep them, in the order of `values`.
-    pub const NAMES: [&'static str; 10] = [
+    pub const NAMES: [&'static str; 17] = [
         "sent",
         "replied",
         "bounced",
@@ -121,9 +138,16 @@ impl ExecutionCounters {
         "soft_bounced",
         "complained",
         "auto_replied",
+        "interested",
+        "not_interested",
+        "meeting_requests",
+        "referrals",
+        "wrong_person",
+        "questions",
+        "other_replies",
     ];
 
-    pub fn values(&self) -> [u64; 10] {
+    pub fn values(&self) -> [u64; 17] {
         [
             self.sent,
             self.replied,
@@ -135,10 +159,17 @@ impl ExecutionCounters {
             self.soft_bounced,
             self.complained,
             self.auto_replied,
+            self.interested,
+            self.not_interested,
+            self.meeting_requests,
+            self.referrals,
+            self.wrong_person,
+            self.questions,
+            self.other_replies,
         ]
     }
 
-    pub fn from_values(v: [u64; 10]) -> Self {
+    pub fn from_values(v: [u64; 17]) -> Self {
         Self {
             sent: v[0],
             replied: v[1],
@@ -150,6 +181,13 @@ impl ExecutionCounters {
             soft_bounced: v[7],
             complained: v[8],
             auto_replied: v[9],
+            interested: v[10],
+            not_interested: v[11],
+            meeting_requests: v[12],
+            referrals: v[13],
+            wrong_person: v[14],
+            questions: v[15],
+            other_replies: v[16],
         }
     }
 
@@ -160,6 +198,36 @@ impl ExecutionCounters {
 
     pub fn is_zero(&self) -> bool {
         self.values().iter().all(|v| *v == 0)
+    }
+
+    /// Replies counted by the intent of each lead's first answer.
+    pub fn replies_by_intent(&self) -> [(super::ReplyIntent, u64); 7] {
+        use super::ReplyIntent as I;
+        [
+            (I::Interested, self.interested),
+            (I::NotInterested, self.not_interested),
+            (I::MeetingRequest, self.meeting_requests),
+            (I::Referral, self.referrals),
+            (I::WrongPerson, self.wrong_person),
+            (I::Question, self.questions),
+            (I::Other, self.other_replies),
+        ]
+    }
+
+    /// One human reply read as `intent`.
+    pub fn reply_with_intent(intent: super::ReplyIntent) -> Self {
+        use super::ReplyIntent as I;
+        let mut counters = Self::default();
+        *match intent {
+            I::Interested => &mut counters.interested,
+            I::NotInterested => &mut counters.not_interested,
+            I::MeetingRequest => &mut counters.meeting_requests,
+            I::Referral => &mut counters.referrals,
+            I::WrongPerson => &mut counters.wrong_person,
+            I::Question => &mut counters.questions,
+            I::Other => &mut counters.other_replies,
+        } = 1;
+        counters
     }
 
     pub fn response_rate(&self) -> f64 {

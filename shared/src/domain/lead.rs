@@ -91,6 +91,13 @@ impl LeadContact {
         (!FREE_MAIL_DOMAINS.contains(&domain)).then(|| domain.to_string())
     }
 
+    /// The company's mail domain, lowercased: the address's domain unless it is free mail
+    /// (colleagues do not share gmail.com).
+    pub fn company_mail_domain(&self) -> Option<String> {
+        let domain = self.email.domain().to_ascii_lowercase();
+        (!FREE_MAIL_DOMAINS.contains(&domain.as_str())).then_some(domain)
+    }
+
     pub fn full_name(&self) -> String {
         match &self.last_name {
             Some(last) if !last.trim().is_empty() => format!("{} {}", self.first_name, last),
@@ -117,6 +124,9 @@ pub enum SkipReason {
     ExecutionFailed,
     /// The address's domain cannot receive mail (no such domain, no MX or address, a null MX).
     Undeliverable,
+    /// Someone else at the lead's company answered: its sequence stopped (the agent's
+    /// `replies.stop_company`).
+    ColleagueReplied,
 }
 
 /// A claim on sending one step to one lead. It never expires: a delivery that finds an old
@@ -325,6 +335,12 @@ pub struct InboundRecord {
     #[serde(default)]
     pub folder: String,
     pub received_at: Timestamp,
+    /// What a person's reply means for the sale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<super::ReplyIntent>,
+    /// The colleague a referral names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referral: Option<super::Referral>,
 }
 
 /// How many inbound messages a lead keeps; older ones are dropped, newest kept.
@@ -368,6 +384,9 @@ pub struct Lead {
     /// Messages from the lead's side, oldest first (at most `MAX_INBOUND_RECORDS`).
     #[serde(default)]
     pub inbound: Vec<InboundRecord>,
+    /// The intent of the lead's latest reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_intent: Option<super::ReplyIntent>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub version: u64,
@@ -393,6 +412,7 @@ impl Lead {
             research_key: None,
             sent_messages: Vec::new(),
             inbound: Vec::new(),
+            reply_intent: None,
             created_at: now,
             updated_at: now,
             version: 0,

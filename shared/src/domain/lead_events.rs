@@ -76,6 +76,10 @@ pub enum LeadEvent {
     FollowUpWaits {
         until: Timestamp,
     },
+    /// Someone else at the lead's company answered (`by`, their address): the sequence stops.
+    ColleagueReplied {
+        by: String,
+    },
     /// The lead's execution is paused: the lead waits where it is.
     Hold,
     /// The execution resumed: the lead's step is enqueued again.
@@ -121,6 +125,7 @@ impl LeadEvent {
             Self::Park(_) => "park",
             Self::FollowUpDue { .. } => "follow_up_due",
             Self::FollowUpWaits { .. } => "follow_up_waits",
+            Self::ColleagueReplied { .. } => "colleague_replied",
             Self::Hold => "hold",
             Self::Unhold => "unhold",
             Self::Redrive => "redrive",
@@ -317,6 +322,13 @@ impl Lead {
                 // A note (an auto-reply, a soft bounce) leaves a held lead held.
                 next.on_hold = self.on_hold && next.state == self.state;
             }
+            LeadEvent::ColleagueReplied { by }
+                if !from.is_terminal() && !matches!(from, LeadStateKind::Sending | LeadStateKind::Parked) =>
+            {
+                effects.log(LogLevel::Info, "lead.skipped", format!("stopped: {by}, at the same company, answered"));
+                next.state = S::Skipped { reason: SkipReason::ColleagueReplied };
+                self.give_back_contact(&mut next, &mut effects);
+            }
             LeadEvent::Skip(reason) if !from.is_terminal() && !matches!(from, LeadStateKind::Sending | LeadStateKind::Parked) => {
                 effects.log(LogLevel::Info, "lead.skipped", format!("skipped: {}", skip_reason_text(&reason)));
                 next.state = S::Skipped { reason };
@@ -448,9 +460,17 @@ impl Lead {
                     Suppression { entry: self.contact.email.dedupe_key(), reason: reason.into(), source: Some(source), created_at: now };
                 effects.markers.push(MarkerChange::Suppress(entry));
             }
+            let intent = record.as_ref().and_then(|r| r.intent);
+            if intent.is_some() {
+                next.reply_intent = intent;
+            }
             if let Some(ended) = end.ended_state(self.state.kind()) {
                 next.state = ended;
                 effects.counters = end.counters();
+                // The lead's first answer is what the statistics count it by.
+                if let (SequenceEnd::Replied, Some(intent)) = (end, intent) {
+                    effects.counters = effects.counters.plus(&super::ExecutionCounters::reply_with_intent(intent));
+                }
                 // The mailbox that sent the thread answers for it too.
                 if let Some(mailbox) = self.thread_mailbox().filter(|_| matches!(end, SequenceEnd::HardBounce | SequenceEnd::Complaint)) {
                     let (hard_bounced, complained) = if end == SequenceEnd::HardBounce { (1, 0) } else { (0, 1) };
@@ -474,7 +494,7 @@ impl Lead {
         let changed = next.state != self.state || record.is_some();
         let data = record.as_ref().map_or(
             serde_json::Value::Null,
-            |r| json!({"class": r.class, "subject": r.subject, "status": r.status, "absent_until": r.absent_until}),
+            |r| json!({"class": r.class, "subject": r.subject, "status": r.status, "absent_until": r.absent_until, "intent": r.intent}),
         );
         if let Some(record) = record {
             next.record_inbound(record);
@@ -493,6 +513,7 @@ fn skip_reason_text(reason: &SkipReason) -> &'static str {
         SkipReason::RejectedByReviewer => "a reviewer rejected the draft",
         SkipReason::ExecutionFailed => "the execution's start did not finish",
         SkipReason::Undeliverable => "the address's domain cannot receive mail",
+        SkipReason::ColleagueReplied => "someone else at the company answered",
     }
 }
 

@@ -7,6 +7,7 @@ pub mod auto_reply;
 pub mod bulk_mail;
 pub mod delivery_status;
 pub mod feedback;
+pub mod intent;
 pub mod reply_text;
 pub mod ses_notification;
 pub mod text;

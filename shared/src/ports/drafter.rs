@@ -62,4 +62,10 @@ pub trait Drafter: Send + Sync {
     async fn verify(&self, _request: VerifyRequest<'_>) -> Result<Option<Verification>, DraftError> {
         Ok(None)
     }
+
+    /// What a person's reply (its new text, without the quoted history) means for the sale, read
+    /// by a model. `None` when there is no model to ask: the rules decide.
+    async fn read_reply(&self, _reply: &str) -> Result<Option<crate::domain::IntentReading>, DraftError> {
+        Ok(None)
+    }
 }

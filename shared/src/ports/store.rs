@@ -68,6 +68,8 @@ pub struct LeadQuery {
     pub agent_id: Option<AgentId>,
     pub state: Option<LeadStateKind>,
     pub email: Option<EmailAddress>,
+    /// The intent of the lead's latest reply.
+    pub intent: Option<crate::domain::ReplyIntent>,
 }
 
 #[async_trait]

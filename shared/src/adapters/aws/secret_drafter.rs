@@ -135,4 +135,11 @@ impl Drafter for SecretReloadingDrafter {
         self.note_refusal(&verification, generation);
         verification
     }
+
+    async fn read_reply(&self, reply: &str) -> Result<Option<crate::domain::IntentReading>, DraftError> {
+        let (drafter, generation) = self.current().await;
+        let reading = drafter.read_reply(reply).await;
+        self.note_refusal(&reading, generation);
+        reading
+    }
 }

@@ -3,7 +3,7 @@
 
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -47,10 +47,25 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         migrate_to_pacing(conn)?;
     }
     // Version 7: each mailbox's last provider answer that was not an acceptance.
+    if version < 7 {
+        conn.execute_batch(
+            "BEGIN;
+            ALTER TABLE mailbox_health ADD COLUMN last_error TEXT;
+            PRAGMA user_version = 7;
+            COMMIT;",
+        )?;
+    }
+    // Version 8: replies counted by intent.
     conn.execute_batch(
         "BEGIN;
-        ALTER TABLE mailbox_health ADD COLUMN last_error TEXT;
-        PRAGMA user_version = 7;
+        ALTER TABLE executions ADD COLUMN interested INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE executions ADD COLUMN not_interested INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE executions ADD COLUMN meeting_requests INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE executions ADD COLUMN referrals INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE executions ADD COLUMN wrong_person INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE executions ADD COLUMN questions INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE executions ADD COLUMN other_replies INTEGER NOT NULL DEFAULT 0;
+        PRAGMA user_version = 8;
         COMMIT;",
     )
 }

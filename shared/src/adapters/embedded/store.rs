@@ -299,13 +299,15 @@ impl LeadStore for EmbeddedStore {
         let agent_id = query.agent_id.map(|a| a.to_string());
         let state = query.state.map(|s| s.as_str());
         let email = query.email.as_ref().map(|e| e.dedupe_key());
+        let intent = query.intent.map(|i| i.as_str());
         self.db
             .call(move |conn| {
                 let mut statement = conn.prepare_cached(
                     "SELECT id, body FROM leads WHERE id > ?1 AND (?2 IS NULL OR execution_id = ?2) AND (?3 IS NULL OR agent_id = ?3)
-                     AND (?4 IS NULL OR state = ?4) AND (?5 IS NULL OR email_key = ?5) ORDER BY id LIMIT ?6",
+                     AND (?4 IS NULL OR state = ?4) AND (?5 IS NULL OR email_key = ?5)
+                     AND (?7 IS NULL OR json_extract(body, '$.reply_intent') = ?7) ORDER BY id LIMIT ?6",
                 )?;
-                page_of(&mut statement, params![after, execution_id, agent_id, state, email, limit + 1], limit)
+                page_of(&mut statement, params![after, execution_id, agent_id, state, email, limit + 1, intent], limit)
             })
             .await
     }

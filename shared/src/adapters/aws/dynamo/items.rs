@@ -15,7 +15,7 @@ use crate::ports::StoreError;
 
 pub type Item = HashMap<String, AttributeValue>;
 
-pub const COUNTERS: [&str; 10] = ExecutionCounters::NAMES;
+pub const COUNTERS: [&str; ExecutionCounters::NAMES.len()] = ExecutionCounters::NAMES;
 
 pub fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
@@ -206,6 +206,9 @@ pub fn lead_item(lead: &Lead) -> Result<Item, StoreError> {
     }
     item.insert("agent_id".into(), s(lead.agent_id.to_string()));
     item.insert("on_hold".into(), AttributeValue::Bool(lead.on_hold));
+    if let Some(intent) = lead.reply_intent {
+        item.insert("reply_intent".into(), s(intent.as_str()));
+    }
     item_with(item, lead.version, lead)
 }
 

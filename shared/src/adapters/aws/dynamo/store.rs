@@ -402,6 +402,10 @@ impl LeadStore for DynamoStore {
             condition.push_str(" AND begins_with(gsi1sk, :prefix)");
             values.push((":prefix", s(format!("{}#", state.as_str()))));
         }
+        if let Some(intent) = query.intent {
+            filters.push("reply_intent = :intent");
+            values.push((":intent", s(intent.as_str())));
+        }
         if let Some(agent_id) = query.agent_id {
             filters.push("agent_id = :agent");
             values.push((":agent", s(agent_id.to_string())));
