@@ -81,29 +81,32 @@ pub fn is_challenge(message: &Message<'_>, subject: &str, text: &str) -> bool {
 const LONGEST_ABSENCE_DAYS: u64 = 120;
 
 #[derive(Debug, PartialEq)]
-enum Token<'a> {
-    Word(&'a str),
+enum Token {
+    /// Letters, lowercased (any script: "décembre", "März", "miércoles").
+    Word(String),
+    /// Digits: the value and how many digits were written.
     Number(u32, usize),
     Mark(char),
 }
 
-fn tokens(text: &str) -> Vec<Token<'_>> {
+fn tokens(text: &str) -> Vec<Token> {
     let mut out = Vec::new();
-    let mut chars = text.char_indices().peekable();
-    while let Some((start, c)) = chars.next() {
-        if c.is_ascii_alphabetic() || c.is_ascii_digit() {
-            let digits = c.is_ascii_digit();
-            let mut end = start + 1;
-            while let Some(&(i, n)) = chars.peek() {
-                if (digits && n.is_ascii_digit()) || (!digits && n.is_ascii_alphabetic()) {
-                    end = i + 1;
-                    chars.next();
-                } else {
-                    break;
-                }
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_alphabetic() {
+            let mut word: String = c.to_lowercase().collect();
+            while let Some(&n) = chars.peek().filter(|n| n.is_alphabetic()) {
+                word.extend(n.to_lowercase());
+                chars.next();
             }
-            let token = &text[start..end];
-            out.push(if digits { Token::Number(token.parse().unwrap_or(u32::MAX), token.len()) } else { Token::Word(token) });
+            out.push(Token::Word(word));
+        } else if c.is_ascii_digit() {
+            let mut digits = c.to_string();
+            while let Some(&n) = chars.peek().filter(|n| n.is_ascii_digit()) {
+                digits.push(n);
+                chars.next();
+            }
+            out.push(Token::Number(digits.parse().unwrap_or(u32::MAX), digits.len()));
         } else if !c.is_whitespace() {
             out.push(Token::Mark(c));
         }
@@ -111,31 +114,44 @@ fn tokens(text: &str) -> Vec<Token<'_>> {
     out
 }
 
+/// Month names and their common abbreviations in English, German, French and Spanish.
+const MONTHS: [&[&str]; 12] = [
+    &["january", "jan", "januar", "jänner", "janvier", "janv", "enero", "ene"],
+    &["february", "feb", "februar", "février", "fevrier", "févr", "fév", "fevr", "febrero"],
+    &["march", "mar", "märz", "maerz", "mrz", "mär", "mars", "marzo"],
+    &["april", "apr", "avril", "avr", "abril", "abr"],
+    &["may", "mai", "mayo"],
+    &["june", "jun", "juni", "juin", "junio"],
+    &["july", "jul", "juli", "juillet", "juil", "julio"],
+    &["august", "aug", "août", "aout", "agosto", "ago"],
+    &["september", "sep", "sept", "septembre", "septiembre", "setiembre"],
+    &["october", "oct", "oktober", "okt", "octobre", "octubre"],
+    &["november", "nov", "novembre", "noviembre"],
+    &["december", "dec", "dezember", "dez", "décembre", "decembre", "déc", "diciembre", "dic"],
+];
+
 fn month(word: &str) -> Option<u32> {
-    let word = word.to_ascii_lowercase();
-    const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
-    if word.len() < 3 {
-        return None;
-    }
-    let full = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"];
-    let index = MONTHS.iter().position(|m| word.starts_with(m))?;
-    (full[index].starts_with(&word) || word == "sept").then_some(index as u32 + 1)
+    MONTHS.iter().position(|names| names.contains(&word)).map(|i| i as u32 + 1)
 }
 
 fn weekday(word: &str) -> Option<Weekday> {
-    let word = word.to_ascii_lowercase();
     [
-        ("monday", Weekday::Mon),
-        ("tuesday", Weekday::Tue),
-        ("wednesday", Weekday::Wed),
-        ("thursday", Weekday::Thu),
-        ("friday", Weekday::Fri),
-        ("saturday", Weekday::Sat),
-        ("sunday", Weekday::Sun),
+        (Weekday::Mon, ["monday", "montag", "lundi", "lunes"].as_slice()),
+        (Weekday::Tue, &["tuesday", "dienstag", "mardi", "martes"]),
+        (Weekday::Wed, &["wednesday", "mittwoch", "mercredi", "miércoles", "miercoles"]),
+        (Weekday::Thu, &["thursday", "donnerstag", "jeudi", "jueves"]),
+        (Weekday::Fri, &["friday", "freitag", "vendredi", "viernes"]),
+        (Weekday::Sat, &["saturday", "samstag", "sonnabend", "samedi", "sábado", "sabado"]),
+        (Weekday::Sun, &["sunday", "sonntag", "dimanche", "domingo"]),
     ]
     .into_iter()
-    .find_map(|(name, day)| (word == name).then_some(day))
+    .find_map(|(day, names)| names.contains(&word).then_some(day))
 }
+
+/// Words between a number and its month ("5th of", "1er", "1. de", "7 de").
+const DAY_SUFFIXES: [&str; 8] = ["st", "nd", "rd", "th", "of", "er", "de", "del"];
+/// Words between a weekday and its date ("Monday the 7th", "Mittwoch, den 4.", "el lunes 1").
+const DATE_LEAD_INS: [&str; 5] = ["the", "den", "le", "el", "am"];
 
 /// The date `month`/`day` next falls on from `today` (this year or next) unless a year is given.
 fn resolve(today: NaiveDate, year: Option<u32>, month: u32, day: u32) -> Option<NaiveDate> {
@@ -146,64 +162,95 @@ fn resolve(today: NaiveDate, year: Option<u32>, month: u32, day: u32) -> Option<
     if this_year >= today { Some(this_year) } else { NaiveDate::from_ymd_opt(today.year() + 1, month, day) }
 }
 
-fn day_number(token: Option<&Token<'_>>) -> Option<u32> {
+fn day_number(token: Option<&Token>) -> Option<u32> {
     match token {
         Some(Token::Number(n, len)) if *len <= 2 && (1..=31).contains(n) => Some(*n),
         _ => None,
     }
 }
 
-fn year_number(token: Option<&Token<'_>>) -> Option<u32> {
+fn year_number(token: Option<&Token>) -> Option<u32> {
     match token {
         Some(Token::Number(n, 4)) if (2000..=2100).contains(n) => Some(*n),
         _ => None,
     }
 }
 
+fn is_word(token: Option<&Token>, words: &[&str]) -> bool {
+    matches!(token, Some(Token::Word(w)) if words.contains(&w.as_str()))
+}
+
+fn is_mark(token: Option<&Token>, marks: &[char]) -> bool {
+    matches!(token, Some(Token::Mark(m)) if marks.contains(m))
+}
+
+/// Whether numeric dates with slashes are written day first: in German, French and Spanish
+/// they are, in (American) English month first. Told by the text's common words.
+fn day_first_slashes(tokens: &[Token]) -> bool {
+    const ENGLISH: [&str; 12] = ["i", "the", "and", "am", "will", "be", "until", "office", "back", "my", "you", "your"];
+    const OTHERS: [&str; 30] = [
+        "ich", "und", "bin", "bis", "der", "die", "das", "nicht", "ihre", "vielen", "je", "suis", "les", "et", "vous", "merci", "jusqu",
+        "au", "estoy", "los", "y", "gracias", "hasta", "oficina", "su", "del", "mi", "ihnen", "sie", "mes",
+    ];
+    let count = |list: &[&str]| tokens.iter().filter(|t| is_word(Some(t), list)).count();
+    count(&OTHERS) > count(&ENGLISH)
+}
+
 /// Every date the text mentions, resolved against `today`.
 fn dates_in(text: &str, today: NaiveDate) -> Vec<NaiveDate> {
     let tokens = tokens(text);
     let at = |i: usize| tokens.get(i);
+    let day_first = day_first_slashes(&tokens);
     let mut dates = Vec::new();
     for (i, token) in tokens.iter().enumerate() {
         match token {
             Token::Word(word) => {
                 if let Some(m) = month(word) {
-                    // "July 10", "Dec 5th, 2026", "July 10-31" (the range's end counts).
-                    if let Some(day) = day_number(at(i + 1)) {
-                        let mut next = i + 2;
-                        if matches!(at(next), Some(Token::Word(w)) if ["st", "nd", "rd", "th"].contains(&w.to_ascii_lowercase().as_str())) {
-                            next += 1;
-                        }
-                        let mut last_day = day;
-                        if matches!(at(next), Some(Token::Mark('-' | '–')))
-                            && let Some(end) = day_number(at(next + 1))
-                        {
-                            last_day = end;
-                            next += 2;
-                        }
-                        if matches!(at(next), Some(Token::Mark(','))) {
-                            next += 1;
-                        }
-                        dates.extend(resolve(today, year_number(at(next)), m, last_day));
+                    // "July 10", "Dec. 5th, 2026", "July 10-31" (the range's end counts).
+                    let mut next = i + 1 + usize::from(is_mark(at(i + 1), &['.']));
+                    let Some(day) = day_number(at(next)) else { continue };
+                    // "5 Dec 7": the number before the month already made a date.
+                    if i > 0 && day_number(at(i - 1)).is_some() {
+                        continue;
                     }
+                    next += 1;
+                    if is_word(at(next), &["st", "nd", "rd", "th"]) {
+                        next += 1;
+                    }
+                    let mut last_day = day;
+                    if is_mark(at(next), &['-', '–'])
+                        && let Some(end) = day_number(at(next + 1))
+                    {
+                        last_day = end;
+                        next += 2;
+                    }
+                    if is_mark(at(next), &[',']) {
+                        next += 1;
+                    }
+                    dates.extend(resolve(today, year_number(at(next)), m, last_day));
                 } else if let Some(day) = weekday(word) {
-                    let ahead = (7 + day.num_days_from_monday() as i64 - today.weekday().num_days_from_monday() as i64 - 1) % 7 + 1;
-                    dates.extend(today.checked_add_days(Days::new(ahead as u64)));
+                    if let Some(date) = weekday_date(&tokens, i, day, today) {
+                        dates.push(date);
+                    }
+                } else if let Some(date) = relative_date(&tokens, i, today) {
+                    dates.push(date);
                 }
             }
             Token::Number(n, len) => {
-                // "5 December", "5th of December 2026"
+                // "5 December", "5th of December 2026", "1er décembre", "1. Dezember", "7 de diciembre"
                 if let Some(day) = day_number(Some(token)) {
                     let mut next = i + 1;
-                    while matches!(at(next), Some(Token::Word(w)) if ["st", "nd", "rd", "th", "of"].contains(&w.to_ascii_lowercase().as_str()))
-                    {
+                    while is_word(at(next), &DAY_SUFFIXES) || is_mark(at(next), &['.']) {
                         next += 1;
                     }
                     if let Some(Token::Word(w)) = at(next)
                         && let Some(m) = month(w)
                     {
-                        dates.extend(resolve(today, year_number(at(next + 1)), m, day));
+                        let mut after = next + 1 + usize::from(is_mark(at(next + 1), &['.']));
+                        if is_word(at(after), &["de", "del"]) || is_mark(at(after), &[',']) {
+                            after += 1;
+                        }
+                        dates.extend(resolve(today, year_number(at(after)), m, day));
                         continue;
                     }
                 }
@@ -216,14 +263,16 @@ fn dates_in(text: &str, today: NaiveDate) -> Vec<NaiveDate> {
                     }
                     continue;
                 }
-                // 5.12.2026 (day first) and 12/5/2026 (month first)
+                // 5.12.2026 and 5.12. (day first); 12/5/2026 (month first in English, day first
+                // in German, French and Spanish; a first number over 12 is a day wherever).
                 if let (Some(Token::Mark(sep @ ('.' | '/'))), Some(Token::Number(second, 1..=2))) = (at(i + 1), at(i + 2)) {
-                    let year = match (at(i + 3), at(i + 4)) {
-                        (Some(Token::Mark(s)), Some(Token::Number(y, 4))) if s == sep => Some(*y),
-                        _ => None,
-                    };
-                    let (m, d) = if *sep == '.' { (*second, *n) } else { (*n, *second) };
-                    if (1..=12).contains(&m) && (i == 0 || !matches!(at(i - 1), Some(Token::Mark('.' | '/')))) {
+                    if i > 0 && is_mark(at(i - 1), &['.', '/']) && matches!(at(i.wrapping_sub(2)), Some(Token::Number(..))) {
+                        continue;
+                    }
+                    let year = if is_mark(at(i + 3), &[*sep]) { year_number(at(i + 4)) } else { None };
+                    let day_then_month = *sep == '.' || day_first || *n > 12;
+                    let (m, d) = if day_then_month { (*second, *n) } else { (*n, *second) };
+                    if (1..=12).contains(&m) {
                         dates.extend(resolve(today, year, m, d));
                     }
                 }
@@ -232,6 +281,58 @@ fn dates_in(text: &str, today: NaiveDate) -> Vec<NaiveDate> {
         }
     }
     dates
+}
+
+/// A weekday's date: `None` when an explicit date follows it (that date is read instead);
+/// "next Monday" on a Monday is a week ahead; otherwise the next such day, today included.
+fn weekday_date(tokens: &[Token], i: usize, day: Weekday, today: NaiveDate) -> Option<NaiveDate> {
+    let mut next = i + 1;
+    while is_mark(tokens.get(next), &[',', '.']) || is_word(tokens.get(next), &DATE_LEAD_INS) {
+        next += 1;
+    }
+    let dated = match tokens.get(next) {
+        Some(Token::Number(..)) => true,
+        Some(Token::Word(w)) => month(w).is_some(),
+        _ => false,
+    };
+    if dated {
+        return None;
+    }
+    let before = |k: usize| i.checked_sub(k).and_then(|j| tokens.get(j));
+    let after = tokens.get(i + 1);
+    let said_next = is_word(before(1), &["next", "nächsten", "nächster", "kommenden", "próximo", "proximo"])
+        || is_word(after, &["prochain", "próximo", "proximo", "que"]);
+    let ahead = (7 + day.num_days_from_monday() as i64 - today.weekday().num_days_from_monday() as i64) % 7;
+    let ahead = if ahead == 0 && said_next { 7 } else { ahead };
+    today.checked_add_days(Days::new(ahead as u64))
+}
+
+/// "tomorrow" and "next week" (its Monday) in the four languages.
+fn relative_date(tokens: &[Token], i: usize, today: NaiveDate) -> Option<NaiveDate> {
+    let word = |k: usize| match tokens.get(k) {
+        Some(Token::Word(w)) => w.as_str(),
+        _ => "",
+    };
+    let before = |k: usize| i.checked_sub(k).map(word).unwrap_or_default();
+    let tomorrow = match word(i) {
+        "tomorrow" | "tmrw" | "demain" => true,
+        // "morgen" is also the morning ("Guten Morgen"), "mañana" too ("por la mañana").
+        "morgen" => !matches!(before(1), "guten" | "am" | "heute" | "jeden"),
+        "mañana" | "manana" => !matches!(before(1), "la" | "esta" | "cada") && !matches!(word(i + 1), "por"),
+        _ => false,
+    };
+    if tomorrow {
+        return today.checked_add_days(Days::new(1));
+    }
+    let next_week =
+        matches!((word(i), word(i + 1)), ("next", "week") | ("semaine", "prochaine") | ("semana", "que") | ("semana", "próxima"))
+            || (matches!(word(i), "woche") && matches!(before(1), "nächste" | "nächster" | "kommende" | "kommender"))
+            || (matches!(word(i), "semana") && matches!(before(1), "próxima" | "proxima"));
+    if next_week {
+        let to_monday = 7 - today.weekday().num_days_from_monday() as u64;
+        return today.checked_add_days(Days::new(to_monday));
+    }
+    None
 }
 
 /// The last day of the absence an out-of-office describes, if it names one within the next
