@@ -137,3 +137,23 @@ async fn an_agent_with_no_limits_set_waits_for_twenty_sends_before_judging_its_b
     app.run_scheduled().await;
     assert_eq!(app.execution(&execution_id).await["state"], "running", "one bounce of two sends is too small a sample");
 }
+
+#[tokio::test]
+async fn mailbox_settings_that_fail_to_load_fail_every_run_with_the_reason_and_hold_the_follow_ups() {
+    let (app, _agent_id, execution_id, _leads) = two_leads_emailed().await;
+    let mut broken = app.runtime.clone();
+    broken.inbox = sales_agent::app::ReplyReading::Broken("mailboxes[0].host is empty".into());
+    app.clock.advance(Duration::days(3) + Duration::minutes(1));
+
+    let failure = broken.scheduled_tasks().run().await.expect_err("the run says replies cannot be read");
+    assert!(failure.0.contains("mailboxes[0].host is empty"), "{failure}");
+    app.drain().await;
+    assert!(!app.emails().iter().any(|e| e.contains(".step1@")), "no follow-up while replies cannot be read");
+    let execution = app.execution(&execution_id).await;
+    assert!(execution["follow_ups_waiting"].as_str().unwrap().contains("replies cannot be read"), "{execution}");
+
+    // The settings are fixed (the next cold start loads them): the follow-ups go.
+    app.clock.advance(Duration::minutes(5));
+    app.run_scheduled().await;
+    assert_eq!(app.emails().iter().filter(|e| e.contains(".step1@")).count(), 2);
+}
