@@ -169,7 +169,8 @@ impl Sweep {
                 execution
             }
         };
-        let follow_up_due = execution.state == ExecutionState::Running && lead.state.kind() == LeadStateKind::Sent;
+        let follow_up_due = execution.state == ExecutionState::Running
+            && (lead.state.kind() == LeadStateKind::Sent || (lead.state.kind() == LeadStateKind::Waiting && lead.step > 0));
         if follow_up_due {
             let why = self.follow_ups_must_wait(&execution, freshness, memo).await?;
             if let Some(why) = &why {

@@ -71,8 +71,8 @@ pub enum LeadEvent {
     FollowUpDue {
         hold: bool,
     },
-    /// The next step is due but must wait until `until` (the lead's mailboxes were not read
-    /// recently enough to know the lead did not answer).
+    /// The next step is due (or drafted and waiting to be sent) but must wait until `until`:
+    /// the lead's mailboxes were not read recently enough to know the lead did not answer.
     FollowUpWaits {
         until: Timestamp,
     },
@@ -290,6 +290,12 @@ impl Lead {
             // Logged on the execution, once, not on every lead at every run.
             LeadEvent::FollowUpWaits { until } if from == LeadStateKind::Sent && self.next_step_due_at.is_some_and(|due| due < until) => {
                 next.next_step_due_at = Some(until);
+            }
+            // A follow-up drafted and waiting for its send window or a cap waits the same way.
+            LeadEvent::FollowUpWaits { until } if self.step > 0 && matches!(&self.state, S::Waiting { until: old, .. } if *old < until) => {
+                if let S::Waiting { why, .. } = &self.state {
+                    next.state = S::Waiting { until, why: why.clone() };
+                }
             }
             LeadEvent::Hold if waits_for_worker && !self.on_hold => {
                 next.on_hold = true;
@@ -653,6 +659,25 @@ mod tests {
         let held = after(&waiting, LeadEvent::SendDue { hold: true });
         assert!(held.on_hold && held.state == LeadState::Drafted, "a paused execution's lead waits for the resume");
         assert!(waiting.advanced(LeadEvent::Skip(SkipReason::ExecutionCancelled), now()).is_ok(), "a cancel reaches it");
+    }
+
+    #[test]
+    fn a_follow_up_that_must_wait_for_a_fresh_read_moves_only_later_and_a_first_email_never_waits() {
+        let later = now() + chrono::Duration::minutes(5);
+        let mut sent = drafted();
+        sent.state = LeadState::Sent;
+        sent.next_step_due_at = Some(now());
+        let waited = after(&sent, LeadEvent::FollowUpWaits { until: later });
+        assert_eq!((waited.next_step_due_at, waited.attention_at), (Some(later), Some(later)), "the sweep looks again then");
+        assert!(waited.advanced(LeadEvent::FollowUpWaits { until: now() }, now()).is_err(), "never earlier");
+
+        let mut waiting = drafted();
+        waiting.state = LeadState::Waiting { until: now(), why: "outside the send window".into() };
+        assert!(waiting.advanced(LeadEvent::FollowUpWaits { until: later }, now()).is_err(), "a first email has no answer to wait for");
+        waiting.step = 1;
+        let held = after(&waiting, LeadEvent::FollowUpWaits { until: later });
+        assert_eq!(held.state, LeadState::Waiting { until: later, why: "outside the send window".into() });
+        assert_eq!(held.attention_at, Some(later));
     }
 
     #[test]
