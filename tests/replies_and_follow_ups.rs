@@ -157,3 +157,36 @@ async fn mailbox_settings_that_fail_to_load_fail_every_run_with_the_reason_and_h
     app.run_scheduled().await;
     assert_eq!(app.emails().iter().filter(|e| e.contains(".step1@")).count(), 2);
 }
+
+#[tokio::test]
+async fn a_follow_up_released_by_a_resume_is_still_not_sent_while_replies_cannot_be_read() {
+    let (app, _agent_id, execution_id, leads) = two_leads_emailed().await;
+    assert_eq!(app.post_json(&format!("/api/v1/executions/{execution_id}/pause"), &json!({})).await.status, 200);
+    app.clock.advance(Duration::days(3) + Duration::minutes(1));
+    app.run_scheduled().await;
+    app.lose_messages(sales_agent::domain::StepQueue::Draft).await;
+    assert_eq!(app.post_json(&format!("/api/v1/executions/{execution_id}/resume"), &json!({})).await.status, 200);
+    app.lose_messages(sales_agent::domain::StepQueue::Draft).await;
+
+    // The resume released Ada's follow-up to the workers while her mailbox cannot be read.
+    let mut broken = app.runtime.clone();
+    broken.inbox = sales_agent::app::ReplyReading::Broken("the secret could not be read: access denied".into());
+    let ada = lead(&leads, "ada@initech.example");
+    let message = sales_agent::domain::StepMessage {
+        execution_id: execution_id.parse().unwrap(),
+        lead_id: ada["id"].as_str().unwrap().parse().unwrap(),
+        step: 1,
+    };
+    broken.draft_step().handle(&message).await.unwrap();
+    app.lose_messages(sales_agent::domain::StepQueue::Send).await;
+    broken.send_step().handle(&message).await.unwrap();
+    let ada = app.get(&format!("/api/v1/leads/{}", ada["id"].as_str().unwrap())).await.body;
+    assert_eq!(ada["state"], "waiting", "{ada}");
+    assert!(ada["why"].as_str().unwrap().contains("replies cannot be read"), "{ada}");
+    assert!(!app.emails().iter().any(|e| e.contains(".step1@")));
+
+    // Read again: the waiting follow-up goes.
+    app.clock.advance(Duration::minutes(5));
+    app.run_scheduled().await;
+    assert!(app.emails().iter().any(|e| e.contains(".step1@") && e.contains("ada@initech.example")));
+}

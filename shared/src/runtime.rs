@@ -272,7 +272,15 @@ impl Runtime {
     pub fn send_step(&self) -> SendStep {
         let unsubscribe =
             UnsubscribeSettings { keys: self.unsubscribe_keys.clone(), public_base_url: self.settings.public_base_url.clone() };
-        SendStep::new(self.step_ports(), self.mailer.clone(), unsubscribe, Arc::new(self.sending_mailboxes()))
+        SendStep::new(self.step_ports(), self.mailer.clone(), unsubscribe, Arc::new(self.sending_mailboxes()), self.freshness_rule())
+    }
+
+    /// What must hold before a follow-up leaves: the agent's mailboxes were read recently.
+    pub fn freshness_rule(&self) -> FreshnessRule {
+        FreshnessRule {
+            reading: if self.settings.reply_freshness.is_zero() { ReplyReading::Off } else { self.inbox.clone() },
+            max_age: chrono::Duration::from_std(self.settings.reply_freshness).unwrap_or(chrono::Duration::MAX),
+        }
     }
 
     /// The configured mailboxes that send, with their pace.
@@ -293,13 +301,7 @@ impl Runtime {
                 ReplyReading::Off => Ok(None),
                 ReplyReading::Broken(why) => Err(why.clone()),
             },
-            sweep: Sweep::new(
-                self.step_ports(),
-                FreshnessRule {
-                    reading: if self.settings.reply_freshness.is_zero() { ReplyReading::Off } else { self.inbox.clone() },
-                    max_age: chrono::Duration::from_std(self.settings.reply_freshness).unwrap_or(chrono::Duration::MAX),
-                },
-            ),
+            sweep: Sweep::new(self.step_ports(), self.freshness_rule()),
             reply_bounds: self.settings.reply_bounds,
             sweep_batch: 500,
         }

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::Days;
 use serde::Serialize;
@@ -17,7 +18,7 @@ use super::{Committed, RetryableStepError, StepPorts, deciding};
 use crate::domain::{
     EmailAddress, InboundEffect, InboundRecord, Lead, LeadEvent, LeadStateKind, MailboxCursor, QuarantinedMessage, SequenceEnd,
 };
-use crate::domain::{ExecutionId, ExecutionState, IntentReading};
+use crate::domain::{ExecutionId, ExecutionState, IntentReading, ReplyIntent, Timestamp};
 use crate::inbound::{self, BounceReport, InboundMail, MailClass, intent};
 use crate::ports::Drafter;
 use crate::ports::store::LeadQuery;
@@ -81,6 +82,10 @@ fn effect_of(class: &MailClass) -> InboundEffect {
     }
 }
 
+/// How long one poll may read and act before it leaves the rest to the next run, so the sweep
+/// after it still fits the scheduled function's five minutes.
+const POLL_BUDGET: Duration = Duration::from_secs(150);
+
 pub struct ReplyProcessor {
     actions: InboundActions,
     store: Arc<dyn Store>,
@@ -135,6 +140,7 @@ impl ReplyProcessor {
     /// Reads and acts on the new messages of every folder, within `bounds`. A folder that cannot
     /// be read is reported and retried next run; the others go on.
     pub async fn poll(&self, bounds: ReadBounds) -> Result<ReplyReport, RetryableStepError> {
+        let deadline = Instant::now() + POLL_BUDGET;
         let mut cursors = HashMap::new();
         for folder in self.inbox.folders() {
             if let Some(cursor) = self.store.get_mailbox_cursor(&folder).await? {
@@ -152,7 +158,7 @@ impl ReplyProcessor {
                     report.bytes_read += folder_batch.bytes;
                     report.cut_short += folder_batch.cut_short;
                     report.more_waiting |= folder_batch.more_waiting;
-                    if let Err(error) = self.process_folder(&read.folder, previous, folder_batch, &mut report).await {
+                    if let Err(error) = self.process_folder(&read.folder, previous, folder_batch, deadline, &mut report).await {
                         report.failed_folders.push(format!("{}: {}", read.folder, error.0));
                         first_error.get_or_insert(error);
                     }
@@ -198,6 +204,7 @@ impl ReplyProcessor {
         folder: &str,
         previous: Option<&MailboxCursor>,
         batch: FolderBatch,
+        deadline: Instant,
         report: &mut ReplyReport,
     ) -> Result<(), RetryableStepError> {
         let mut cursor = match previous {
@@ -213,7 +220,14 @@ impl ReplyProcessor {
         let now = self.clock.now();
         let mut done_up_to = None;
         let mut outcome = Ok(());
+        let mut stopped = false;
         for message in &batch.messages {
+            if Instant::now() >= deadline {
+                // The rest waits for the next run, which goes on from the cursor.
+                report.more_waiting = true;
+                stopped = true;
+                break;
+            }
             report.read += 1;
             let (failure, retryable) = match self.process(message).await {
                 Ok(Processed::Deferred) => {
@@ -240,13 +254,19 @@ impl ReplyProcessor {
                     if let Some(error) = retryable {
                         outcome = Err(error);
                     }
+                    stopped = true;
                     break;
                 }
             }
         }
+        if !stopped {
+            // Nothing failed this run: a message that failed before is gone (deleted, moved).
+            cursor.failing = None;
+        }
         cursor.last_polled_at = now;
         cursor.last_error = outcome.as_ref().err().map(|e| e.0.clone());
-        if outcome.is_ok() && cursor.failing.is_none() {
+        // Read to the end: nothing failed, nothing was left for the next run.
+        if !stopped && !batch.more_waiting {
             cursor.last_read_at = Some(now);
         }
         self.store.save_mailbox_cursor(&cursor).await?;
@@ -278,14 +298,27 @@ impl InboundActions {
     /// A person's reply read for its intent: by the model when one is configured (its reading
     /// checked against the reply's words), by the rules otherwise or when the model fails.
     async fn intent_of(&self, mail: &InboundMail) -> IntentReading {
+        let sender = mail.from.as_deref();
+        // What a person writes fits in a few thousand characters; the rest is quoted or pasted.
+        let text: String = mail.text.chars().take(4_000).collect();
         if let Some(reader) = &self.reader {
-            match reader.read_reply(&mail.text).await {
-                Ok(Some(reading)) => return reading,
+            match reader.read_reply(&text).await {
+                Ok(Some(mut reading)) => {
+                    // The model may name any address the reply holds; only a colleague's is kept.
+                    if let Some(referral) = &mut reading.referral {
+                        referral.email = referral.email.take().filter(|email| intent::could_be_referred(email, sender));
+                    }
+                    return reading;
+                }
                 Ok(None) => {}
                 Err(error) => tracing::warn!(%error, "the model could not read the reply's intent; the rules decide"),
             }
         }
-        intent::by_rules(&mail.text, mail.from.as_deref())
+        // The rules read untrusted text: should they ever fail, the reply is still acted on.
+        std::panic::catch_unwind(|| intent::by_rules(&text, sender)).unwrap_or_else(|_| {
+            tracing::error!("the intent rules failed on a reply; it is filed as other");
+            IntentReading { intent: ReplyIntent::Other, referral: None, decided_by: "rules".into() }
+        })
     }
 
     /// Matches `mail` to its lead and applies it once; `source` says where it was read (a
@@ -309,6 +342,12 @@ impl InboundActions {
         let reading = match mail.class {
             MailClass::HumanReply if !lead.has_inbound(&message_key) => Some(self.intent_of(mail).await),
             _ => None,
+        };
+        // When the answer came and what it meant, for the company stop (read again on a
+        // duplicate, from what the lead kept of it).
+        let answered = match lead.inbound.iter().find(|r| r.message_key == message_key) {
+            Some(kept) => (kept.received_at, kept.intent),
+            None => (self.ports.clock.now(), reading.as_ref().map(|r| r.intent)),
         };
         let record = InboundRecord {
             class: mail.class.name().into(),
@@ -351,8 +390,12 @@ impl InboundActions {
         .await?;
         // Done again for a duplicate too: a stop that failed after the reply was recorded is
         // finished by the reply's next reading.
-        if matches!(processed, Processed::Matched | Processed::Duplicate) && mail.class == MailClass::HumanReply {
-            self.stop_company(&lead, mail.from.as_deref().unwrap_or(lead.contact.email.as_str())).await?;
+        // A note filed as other ("please disregard", "received") stops no one.
+        if matches!(processed, Processed::Matched | Processed::Duplicate)
+            && mail.class == MailClass::HumanReply
+            && answered.1 != Some(ReplyIntent::Other)
+        {
+            self.stop_company(&lead, mail.from.as_deref().unwrap_or(lead.contact.email.as_str()), answered.0).await?;
         }
         let hurts_reputation = matches!(effect, InboundEffect::Ends(SequenceEnd::HardBounce | SequenceEnd::Complaint));
         // Checked again for a duplicate too: a check that failed after the event was recorded
@@ -369,7 +412,7 @@ impl InboundActions {
     /// Someone at `lead`'s company answered (`by`): with the agent's `replies.stop_company`, the
     /// sequences of the company's other leads in the agent's running and paused executions end,
     /// each with the reason. Companies are told by mail domain; free mail is no company.
-    async fn stop_company(&self, lead: &Lead, by: &str) -> Result<(), RetryableStepError> {
+    async fn stop_company(&self, lead: &Lead, by: &str, answered_at: Timestamp) -> Result<(), RetryableStepError> {
         let Some(domain) = lead.contact.company_mail_domain() else { return Ok(()) };
         let agent = match self.ports.store.get_agent(lead.agent_id).await {
             Ok(agent) => agent,
@@ -383,7 +426,7 @@ impl InboundActions {
         loop {
             let page = self.ports.store.list_executions(Some(agent.id), &executions).await?;
             for execution in page.items.iter().filter(|e| matches!(e.state, ExecutionState::Running | ExecutionState::Paused)) {
-                self.stop_company_in(execution.id, lead, &domain, by).await?;
+                self.stop_company_in(execution.id, lead, &domain, by, answered_at).await?;
             }
             match page.next_cursor {
                 Some(cursor) => executions = PageRequest { cursor: Some(cursor), ..executions },
@@ -392,13 +435,25 @@ impl InboundActions {
         }
     }
 
-    async fn stop_company_in(&self, execution_id: ExecutionId, lead: &Lead, domain: &str, by: &str) -> Result<(), RetryableStepError> {
+    async fn stop_company_in(
+        &self,
+        execution_id: ExecutionId,
+        lead: &Lead,
+        domain: &str,
+        by: &str,
+        answered_at: Timestamp,
+    ) -> Result<(), RetryableStepError> {
         let query = LeadQuery { execution_id: Some(execution_id), ..Default::default() };
         let mut page_request = PageRequest::first(100);
         loop {
             let page = self.ports.store.list_leads(&query, &page_request).await?;
             let colleagues = page.items.iter().filter(|other| {
-                other.id != lead.id && !other.state.kind().is_terminal() && other.contact.company_mail_domain().as_deref() == Some(domain)
+                // A lead started after the answer (the colleague it referred us to) is not stopped
+                // by it, even when the answer is read again.
+                other.id != lead.id
+                    && other.created_at <= answered_at
+                    && !other.state.kind().is_terminal()
+                    && other.contact.company_mail_domain().as_deref() == Some(domain)
             });
             for colleague in colleagues {
                 self.stop_colleague(colleague.clone(), by).await?;

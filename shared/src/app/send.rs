@@ -20,6 +20,7 @@ use super::admission::{Admission, admit, skip_if_suppressed};
 use super::control::pause_for_configuration;
 use super::draft::fail;
 use super::pacing::{Chance, SendPlan, SendingMailboxes, plan_send};
+use super::reply_freshness::FreshnessRule;
 use super::{Committed, Interrupted, RetryableStepError, StepOutcome, StepPorts, StepResult, deciding};
 use crate::domain::outreach_email::{self, OutreachEmail, UnsubscribeLinks};
 use crate::domain::pacing::{MailboxError, mailbox_meter};
@@ -57,6 +58,8 @@ pub struct SendStep {
     mailer: Arc<dyn Mailer>,
     unsubscribe: UnsubscribeSettings,
     mailboxes: Arc<SendingMailboxes>,
+    /// A follow-up leaves only after the agent's mailboxes were read recently.
+    freshness: FreshnessRule,
 }
 
 /// What the mailer's answer means for the claim.
@@ -76,8 +79,14 @@ enum Settlement {
 }
 
 impl SendStep {
-    pub fn new(ports: StepPorts, mailer: Arc<dyn Mailer>, unsubscribe: UnsubscribeSettings, mailboxes: Arc<SendingMailboxes>) -> Self {
-        Self { ports, mailer, unsubscribe, mailboxes }
+    pub fn new(
+        ports: StepPorts,
+        mailer: Arc<dyn Mailer>,
+        unsubscribe: UnsubscribeSettings,
+        mailboxes: Arc<SendingMailboxes>,
+        freshness: FreshnessRule,
+    ) -> Self {
+        Self { ports, mailer, unsubscribe, mailboxes, freshness }
     }
 
     pub async fn handle(&self, message: &StepMessage) -> StepResult {
@@ -123,6 +132,13 @@ impl SendStep {
             return pause_for_configuration(ports, &lead, &execution, reason, LeadEvent::Hold).await;
         };
         let agent = ports.store.get_agent(lead.agent_id).await?;
+        // Checked here too, not only when the sweep finds the follow-up due: a follow-up also
+        // reaches this step on a resume, an approval or a re-drive.
+        if lead.step > 0
+            && let Some(why) = self.freshness.check(ports.store.as_ref()).await?.why_waiting(&agent, now)
+        {
+            return defer(ports, &lead, now + self.freshness.recheck_after(), format!("the follow-up waits: {why}")).await;
+        }
         let Some(draft) = ports.store.get_draft(lead.id, lead.step).await? else {
             return fail(ports, &lead, format!("no draft is stored for step {}", lead.step)).await;
         };

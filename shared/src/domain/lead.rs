@@ -36,23 +36,70 @@ pub struct LeadContact {
     pub time_zone: Option<String>,
 }
 
+/// Mail domains shared by people who are not colleagues: free mail, internet providers'
+/// mailboxes, and national networks many separate organisations share.
 const FREE_MAIL_DOMAINS: &[&str] = &[
     "gmail.com",
     "googlemail.com",
     "yahoo.com",
+    "yahoo.co.uk",
+    "yahoo.fr",
+    "yahoo.de",
+    "yahoo.es",
+    "ymail.com",
     "hotmail.com",
+    "hotmail.co.uk",
+    "hotmail.fr",
+    "hotmail.de",
+    "hotmail.es",
     "outlook.com",
+    "outlook.de",
+    "outlook.fr",
     "live.com",
+    "live.co.uk",
+    "msn.com",
     "aol.com",
     "icloud.com",
     "me.com",
+    "mac.com",
     "proton.me",
     "protonmail.com",
+    "pm.me",
+    "tutanota.com",
+    "fastmail.com",
+    "hey.com",
+    "zoho.com",
+    "mail.com",
     "gmx.com",
     "gmx.de",
+    "gmx.net",
     "web.de",
+    "t-online.de",
+    "freenet.de",
+    "posteo.de",
+    "orange.fr",
+    "free.fr",
+    "laposte.net",
+    "sfr.fr",
+    "wanadoo.fr",
+    "libero.it",
+    "btinternet.com",
+    "comcast.net",
+    "verizon.net",
+    "att.net",
+    "sbcglobal.net",
+    "qq.com",
+    "163.com",
+    "126.com",
     "yandex.ru",
+    "mail.ru",
+    "nhs.net",
 ];
+
+/// Whether `domain` is shared by people who are not colleagues (see [`FREE_MAIL_DOMAINS`]).
+pub fn is_free_mail(domain: &str) -> bool {
+    FREE_MAIL_DOMAINS.iter().any(|free| domain.eq_ignore_ascii_case(free))
+}
 
 /// Why `domain` is not a company's host name, if it is not. Research reads only host names: an
 /// address or a port in a lead's record would let the record choose what research reaches.
@@ -88,14 +135,14 @@ impl LeadContact {
             return not_a_host_name(&domain).is_none().then_some(domain);
         }
         let domain = self.email.domain();
-        (!FREE_MAIL_DOMAINS.contains(&domain)).then(|| domain.to_string())
+        (!is_free_mail(domain)).then(|| domain.to_string())
     }
 
     /// The company's mail domain, lowercased: the address's domain unless it is free mail
     /// (colleagues do not share gmail.com).
     pub fn company_mail_domain(&self) -> Option<String> {
         let domain = self.email.domain().to_ascii_lowercase();
-        (!FREE_MAIL_DOMAINS.contains(&domain.as_str())).then_some(domain)
+        (!is_free_mail(&domain)).then_some(domain)
     }
 
     pub fn full_name(&self) -> String {

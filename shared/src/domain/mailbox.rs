@@ -64,6 +64,9 @@ impl MailboxCursor {
     /// Counts a failure of message `uid`. Returns the quarantined entry (for the caller to describe
     /// the message in) when this failure was its last chance; the caller then moves past it.
     pub fn message_failed(&mut self, uid: u32, error: &str, now: Timestamp) -> Option<&mut QuarantinedMessage> {
+        // Kept in the store's cursor item: an error says what failed in a sentence or two.
+        let error: String = error.chars().take(500).collect();
+        let error = error.as_str();
         let failures = match &self.failing {
             Some(failing) if failing.uid == uid => failing.failures + 1,
             _ => 1,

@@ -30,7 +30,7 @@ pub use dispatch::{Dispatch, StepMessage, StepQueue};
 pub use email_address::EmailAddress;
 pub use execution::{Execution, ExecutionCommand, ExecutionCounters, ExecutionState, LeadSourceKind};
 pub use ids::{AgentId, ExecutionId, LeadId};
-pub use lead::{InboundRecord, Lead, LeadContact, LeadState, LeadStateKind, SendClaim, SentMessage, SkipReason};
+pub use lead::{InboundRecord, Lead, LeadContact, LeadState, LeadStateKind, SendClaim, SentMessage, SkipReason, is_free_mail};
 pub use lead_events::{InvalidTransition, LeadEvent, Resolution};
 pub use log::{ExecutionLogEntry, LogLevel};
 pub use mailbox::{FailingMessage, MailboxCursor, QuarantinedMessage};

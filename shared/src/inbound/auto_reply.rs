@@ -290,9 +290,18 @@ fn weekday_date(tokens: &[Token], i: usize, day: Weekday, today: NaiveDate) -> O
     while is_mark(tokens.get(next), &[',', '.']) || is_word(tokens.get(next), &DATE_LEAD_INS) {
         next += 1;
     }
+    // A date follows: a month ("Monday, December 7"), or a day that a month or a numeric date's
+    // second part follows ("Monday 30 November", "Mittwoch, 4.11."). "Tuesday 10am" is no date.
     let dated = match tokens.get(next) {
-        Some(Token::Number(..)) => true,
         Some(Token::Word(w)) => month(w).is_some(),
+        Some(token @ Token::Number(..)) if day_number(Some(token)).is_some() => {
+            let mut after = next + 1;
+            while is_word(tokens.get(after), &DAY_SUFFIXES) || is_mark(tokens.get(after), &['.']) {
+                after += 1;
+            }
+            let numeric = is_mark(tokens.get(next + 1), &['.', '/']) && matches!(tokens.get(next + 2), Some(Token::Number(..)));
+            numeric || matches!(tokens.get(after), Some(Token::Word(w)) if month(w).is_some())
+        }
         _ => false,
     };
     if dated {
@@ -391,6 +400,7 @@ mod tests {
         assert_eq!(absence_ends("Zurück am 3.12.2026", today), Some(day(2026, 12, 3)));
         assert_eq!(absence_ends("Returning 12/8", today), Some(day(2026, 12, 8)));
         assert_eq!(absence_ends("I'm only sleeping.", today), None);
+        assert_eq!(absence_ends("Back Thursday 10am.", today), Some(day(2026, 11, 26)), "a time is no date");
         assert_eq!(absence_ends("Since March 3, 2019 our office moved.", today), None);
     }
 }

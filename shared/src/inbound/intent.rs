@@ -116,22 +116,34 @@ const WRONG_PERSON: &[&str] = &[
     "no longer with",
     "no longer at",
     "left the company",
-    "have left",
-    "i left",
+    "i have left",
+    "i've left",
+    "i left the company",
+    "update your records",
+    "update your contact",
+    "i left in",
     "not with the company",
     "don't work there",
-    "do not work",
+    "do not work there",
+    "don't work at",
+    "do not work at",
     "not in charge",
     "who told you",
-    "retired",
+    "i retired",
+    "i've retired",
+    "i have retired",
     "not my remit",
-    "in my remit",
+    "not in my remit",
+    "isn't in my remit",
+    "outside my remit",
     "wrong inbox",
     "i don't do",
     "i dont do",
     "wrong persn",
-    "purchasing decisions",
-    "buying decisions",
+    "don't make purchasing decisions",
+    "don't make any purchasing",
+    "don't make buying decisions",
+    "no purchasing authority",
     "who owns it",
     "no llevo ese tema",
     "no llevo este tema",
@@ -323,12 +335,6 @@ const WHEN: &[&str] = &[
     "tmrw",
     "next week",
     "this week",
-    "am ",
-    "pm ",
-    "am.",
-    "pm.",
-    "am,",
-    "pm,",
     ":00",
     ":30",
     "o'clock",
@@ -395,7 +401,8 @@ const INTEREST: &[&str] = &[
     "let's talk",
     "let's do it",
     "pricing",
-    "case stud",
+    "case study",
+    "case studies",
     "deck",
     "brochure",
     "one-pager",
@@ -444,8 +451,20 @@ const MISSENT: &[&str] =
 /// Words that accept a time when no meeting word is used ("Thursday 2pm works").
 const ACCEPTS_TIME: &[&str] = &["works for me", "work for me", " works", "how about", "does that work", "let's do", "lets do", "see you"];
 
+/// Whether `text` holds `phrase` as whole words ("call" is not in "basically", "chat" not in
+/// "chatgpt"). A phrase ending in a space or a mark says where it ends itself.
+fn holds(text: &str, phrase: &str) -> bool {
+    let word_char = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    text.match_indices(phrase).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + phrase.len()..].chars().next();
+        let open_end = !phrase.ends_with(|c: char| c.is_alphanumeric());
+        !word_char(before) && (open_end || !word_char(after))
+    })
+}
+
 fn any(text: &str, phrases: &[&str]) -> bool {
-    phrases.iter().any(|p| text.contains(p))
+    phrases.iter().any(|p| holds(text, p))
 }
 
 /// "I'm not uninterested", "if you're not interested": a decline that is not one.
@@ -519,7 +538,7 @@ fn readable(text: &str) -> String {
 /// Decides by the rules. `sender` is the reply's From address (never the referred one).
 pub fn by_rules(text: &str, sender: Option<&str>) -> IntentReading {
     let reading = readable(text);
-    let others: Vec<String> = addresses_in(text).into_iter().filter(|a| sender.is_none_or(|s| !a.eq_ignore_ascii_case(s))).collect();
+    let others: Vec<String> = addresses_in(text).into_iter().filter(|a| could_be_referred(a, sender)).collect();
     if any(&reading, MISSENT) {
         return IntentReading { intent: ReplyIntent::Other, referral: None, decided_by: "rules".into() };
     }
@@ -541,6 +560,19 @@ pub fn by_rules(text: &str, sender: Option<&str>) -> IntentReading {
     IntentReading { referral: referral.filter(|_| intent == ReplyIntent::Referral), intent, decided_by: "rules".into() }
 }
 
+/// Whether `address` may be a colleague the reply refers us to: not the sender, and at the
+/// sender's company when the sender writes from one (a billing or vendor address elsewhere is
+/// no referral).
+pub fn could_be_referred(address: &str, sender: Option<&str>) -> bool {
+    let Some(sender) = sender else { return true };
+    if address.eq_ignore_ascii_case(sender) {
+        return false;
+    }
+    let domain_of = |a: &str| a.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
+    let (theirs, ours) = (domain_of(address), domain_of(sender));
+    crate::domain::is_free_mail(&ours) || theirs == ours || theirs.ends_with(&format!(".{ours}")) || ours.ends_with(&format!(".{theirs}"))
+}
+
 /// The colleague the reply points to: an address in it other than the sender's, with the
 /// name written before it (or read from the address), or a name after a pointing phrase.
 fn referred(text: &str, others: &[String], reading: &str) -> Option<Referral> {
@@ -557,7 +589,8 @@ fn referred(text: &str, others: &[String], reading: &str) -> Option<Referral> {
 
 /// Up to three capitalised words right before `email` ("Jane Doe (jane@…)", "Jane Doe at …").
 fn name_before(text: &str, email: &str) -> Option<String> {
-    let at = text.to_lowercase().find(&email.to_lowercase())?;
+    // ASCII lowercasing keeps every byte where it was, so the offset fits `text`.
+    let at = text.to_ascii_lowercase().find(&email.to_ascii_lowercase())?;
     let before = &text[..at];
     let words: Vec<&str> = before
         .split(|c: char| c.is_whitespace() || matches!(c, '(' | '<' | '[' | ':' | ',' | '-' | '–'))
@@ -603,7 +636,8 @@ fn name_from_address(email: &str) -> Option<String> {
 /// "talk to Jane Doe", "my colleague Sam Lee handles this": the capitalised words after a
 /// pointing phrase.
 fn name_after_pointer(text: &str) -> Option<String> {
-    let lower = text.to_lowercase();
+    // ASCII lowercasing keeps every byte where it was, so the offsets fit `text`.
+    let lower = text.to_ascii_lowercase();
     for pointer in [
         "talk to ",
         "speak to ",

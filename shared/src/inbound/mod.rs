@@ -106,16 +106,16 @@ pub(crate) fn part_text(part: &mail_parser::MessagePart<'_>) -> Option<String> {
     }
 }
 
-/// The longest Message-ID taken from a message. Ids become store keys (DynamoDB refuses a key
-/// over 1 KB and an item over 400 KB); real ones are well under 200 characters.
-pub const MAX_MESSAGE_ID_CHARS: usize = 250;
+/// The longest Message-ID taken from a message, in bytes. Ids become store keys (DynamoDB
+/// refuses a key over 1 KB and an item over 400 KB); real ones are well under 200 bytes.
+pub const MAX_MESSAGE_ID_BYTES: usize = 250;
 /// The most ids taken from `References`: the newest, where the email it answers is.
 const MAX_REFERENCES: usize = 20;
 
 /// A Message-ID as a key, or `None` when it is too long, empty or holds spaces or controls.
 pub fn usable_message_id(raw: &str) -> Option<String> {
     let id = strip_angle_brackets(raw);
-    let fits = !id.is_empty() && id.len() <= MAX_MESSAGE_ID_CHARS;
+    let fits = !id.is_empty() && id.len() <= MAX_MESSAGE_ID_BYTES;
     (fits && id.chars().all(|c| c.is_ascii_graphic() || (!c.is_ascii() && !c.is_control()))).then_some(id)
 }
 
