@@ -452,6 +452,47 @@ fn embedded() -> Arc<dyn Store> {
     Arc::new(EmbeddedStore::new(EmbeddedDb::in_memory().unwrap()))
 }
 
+/// A sent lead that answered with `intent`.
+async fn answered(store: &dyn Store, lead: &Lead, intent: sales_agent::domain::ReplyIntent) -> Lead {
+    let lead = advance(store, lead, researched()).await;
+    let lead = advance(store, &lead, drafted()).await;
+    let lead = advance(store, &lead, claimed("c")).await;
+    let lead = advance(store, &lead, confirmed(&lead, "c", None)).await;
+    let record = sales_agent::domain::InboundRecord {
+        class: "human_reply".into(),
+        message_key: format!("reply-{}@initech.example", lead.id),
+        from: Some(lead.contact.email.to_string()),
+        subject: "Re: Hello".into(),
+        text: "Sure".into(),
+        status: None,
+        absent_until: None,
+        folder: "sales/INBOX".into(),
+        received_at: now(),
+        intent: Some(intent),
+        referral: None,
+    };
+    let effect = sales_agent::domain::InboundEffect::Ends(sales_agent::domain::SequenceEnd::Replied);
+    advance(store, &lead, LeadEvent::Inbound { record: Some(record), effect }).await
+}
+
+async fn leads_are_listed_by_the_intent_of_their_reply_and_counted_per_intent(store: Arc<dyn Store>) {
+    use sales_agent::domain::ReplyIntent;
+    let (execution, leads) = execution_with_leads(store.as_ref(), 3, None).await;
+    answered(store.as_ref(), &leads[0], ReplyIntent::MeetingRequest).await;
+    answered(store.as_ref(), &leads[1], ReplyIntent::NotInterested).await;
+    answered(store.as_ref(), &leads[2], ReplyIntent::MeetingRequest).await;
+    let meetings = LeadQuery { state: Some(LeadStateKind::Replied), intent: Some(ReplyIntent::MeetingRequest), ..Default::default() };
+    let mut found: Vec<_> = store.list_leads(&meetings, &PageRequest::first(50)).await.unwrap().items.iter().map(|l| l.id).collect();
+    found.sort();
+    let mut expected = vec![leads[0].id, leads[2].id];
+    expected.sort();
+    assert_eq!(found, expected);
+    let in_execution = LeadQuery { execution_id: Some(execution.id), intent: Some(ReplyIntent::NotInterested), ..Default::default() };
+    assert_eq!(store.list_leads(&in_execution, &PageRequest::first(50)).await.unwrap().items[0].id, leads[1].id);
+    let counters = store.execution_progress(execution.id).await.unwrap().counters;
+    assert_eq!((counters.replied, counters.meeting_requests, counters.not_interested, counters.questions), (3, 2, 1, 0));
+}
+
 async fn dynamodb() -> Arc<dyn Store> {
     let config = aws::config().await;
     let table = aws::unique("contract");
@@ -484,4 +525,5 @@ contract!(
     mailbox_cursors_are_replaced_per_folder_and_listed_with_counters_that_add_up,
     a_cap_slot_is_taken_with_the_claim_never_beyond_the_cap_and_given_back_on_release,
     a_mailboxs_gap_refuses_a_second_claim_until_it_has_passed,
+    leads_are_listed_by_the_intent_of_their_reply_and_counted_per_intent,
 );

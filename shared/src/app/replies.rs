@@ -443,10 +443,29 @@ impl InboundActions {
         by: &str,
         answered_at: Timestamp,
     ) -> Result<(), RetryableStepError> {
-        let query = LeadQuery { execution_id: Some(execution_id), ..Default::default() };
+        // Only the leads whose sequence can still be stopped are read (the leads of an
+        // execution are kept by state), not the finished ones.
+        let stoppable = LeadStateKind::ALL
+            .into_iter()
+            .filter(|state| !state.is_terminal() && !matches!(state, LeadStateKind::Sending | LeadStateKind::Parked));
+        for state in stoppable {
+            let query = LeadQuery { execution_id: Some(execution_id), state: Some(state), ..Default::default() };
+            self.stop_colleagues_among(&query, lead, domain, by, answered_at).await?;
+        }
+        Ok(())
+    }
+
+    async fn stop_colleagues_among(
+        &self,
+        query: &LeadQuery,
+        lead: &Lead,
+        domain: &str,
+        by: &str,
+        answered_at: Timestamp,
+    ) -> Result<(), RetryableStepError> {
         let mut page_request = PageRequest::first(100);
         loop {
-            let page = self.ports.store.list_leads(&query, &page_request).await?;
+            let page = self.ports.store.list_leads(query, &page_request).await?;
             let colleagues = page.items.iter().filter(|other| {
                 // A lead started after the answer (the colleague it referred us to) is not stopped
                 // by it, even when the answer is read again.
