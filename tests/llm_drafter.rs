@@ -375,7 +375,10 @@ async fn in_the_pipeline_the_model_files_a_reply_and_the_rules_step_in_when_it_f
         let id = sales_agent_tests::mail::first_message_id(&leads, email);
         std::fs::write(inbox.join(name), sales_agent_tests::mail::reply_to(&id, email, "", text)).unwrap();
     }
+    let tokens = |execution: &Value| execution["counters"]["prompt_tokens"].as_u64().unwrap();
+    let before = tokens(&app.execution(&execution_id).await);
     app.run_scheduled().await;
+    assert_eq!(tokens(&app.execution(&execution_id).await) - before, 120, "the model's reading of Ada's reply is counted");
     let leads = app.leads(&execution_id).await;
     let filed = |email: &str| {
         let lead = sales_agent_tests::mail::lead(&leads, email);

@@ -470,6 +470,7 @@ async fn answered(store: &dyn Store, lead: &Lead, intent: sales_agent::domain::R
         received_at: now(),
         intent: Some(intent),
         referral: None,
+        usage: None,
     };
     let effect = sales_agent::domain::InboundEffect::Ends(sales_agent::domain::SequenceEnd::Replied);
     advance(store, &lead, LeadEvent::Inbound { record: Some(record), effect }).await

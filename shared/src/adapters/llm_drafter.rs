@@ -182,7 +182,7 @@ fn reading_from(answer: ReplyReaderAnswer, reply: &str) -> Result<IntentReading,
     let email = written(&answer.referral_email).filter(|e| crate::domain::EmailAddress::parse(e).is_ok());
     let name = written(&answer.referral_name);
     let referral = (intent == ReplyIntent::Referral && (email.is_some() || name.is_some())).then_some(Referral { name, email });
-    Ok(IntentReading { intent, referral, decided_by: "model".into() })
+    Ok(IntentReading { intent, referral, decided_by: "model".into(), usage: None })
 }
 
 /// The verifier's user message: the sources and the email, nothing else.
@@ -399,7 +399,7 @@ impl Drafter for LlmDrafter {
                 .map_err(|e| format!("the reply reading is not the expected JSON: {e}"))?;
             reading_from(answer, reply)
         };
-        let (reading, _) = self.ask(body, read).await?;
-        Ok(Some(reading))
+        let (reading, answer) = self.ask(body, read).await?;
+        Ok(Some(IntentReading { usage: Some(answer.usage), ..reading }))
     }
 }

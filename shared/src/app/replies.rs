@@ -317,7 +317,7 @@ impl InboundActions {
         // The rules read untrusted text: should they ever fail, the reply is still acted on.
         std::panic::catch_unwind(|| intent::by_rules(&text, sender)).unwrap_or_else(|_| {
             tracing::error!("the intent rules failed on a reply; it is filed as other");
-            IntentReading { intent: ReplyIntent::Other, referral: None, decided_by: "rules".into() }
+            IntentReading { intent: ReplyIntent::Other, referral: None, decided_by: "rules".into(), usage: None }
         })
     }
 
@@ -367,6 +367,7 @@ impl InboundActions {
             folder: source.to_string(),
             received_at: self.ports.clock.now(),
             intent: reading.as_ref().map(|r| r.intent),
+            usage: reading.as_ref().and_then(|r| r.usage),
             referral: reading.and_then(|r| r.referral),
         };
         let effect = effect_of(&mail.class);

@@ -388,6 +388,9 @@ pub struct InboundRecord {
     /// The colleague a referral names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referral: Option<super::Referral>,
+    /// What reading the message's intent with a model cost, counted on the execution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<super::TokenUsage>,
 }
 
 /// How many inbound messages a lead keeps; older ones are dropped, newest kept.

@@ -489,6 +489,10 @@ impl Lead {
         } else {
             effects.counters = effect.counters();
         }
+        if let Some(usage) = record.as_ref().and_then(|r| r.usage) {
+            effects.counters.prompt_tokens += usage.prompt_tokens;
+            effects.counters.completion_tokens += usage.completion_tokens;
+        }
         if let (InboundEffect::AutoReply { absent_until }, Some(due), LeadState::Sent) = (effect, self.next_step_due_at, &self.state) {
             let received = record.as_ref().map_or(now, |r| r.received_at);
             let moved = super::reply::due_after_absence(due, absent_until, received);

@@ -53,4 +53,7 @@ pub struct IntentReading {
     pub referral: Option<Referral>,
     /// `rules` or `model`.
     pub decided_by: String,
+    /// What the model's reading cost, counted on the execution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<super::TokenUsage>,
 }

@@ -540,7 +540,7 @@ pub fn by_rules(text: &str, sender: Option<&str>) -> IntentReading {
     let reading = readable(text);
     let others: Vec<String> = addresses_in(text).into_iter().filter(|a| could_be_referred(a, sender)).collect();
     if any(&reading, MISSENT) {
-        return IntentReading { intent: ReplyIntent::Other, referral: None, decided_by: "rules".into() };
+        return IntentReading { intent: ReplyIntent::Other, referral: None, decided_by: "rules".into(), usage: None };
     }
     let points_elsewhere = any(&reading, POINTS_ELSEWHERE);
     let wrong = any(&reading, WRONG_PERSON);
@@ -557,7 +557,7 @@ pub fn by_rules(text: &str, sender: Option<&str>) -> IntentReading {
         _ if reading.contains('?') => ReplyIntent::Question,
         _ => ReplyIntent::Other,
     };
-    IntentReading { referral: referral.filter(|_| intent == ReplyIntent::Referral), intent, decided_by: "rules".into() }
+    IntentReading { referral: referral.filter(|_| intent == ReplyIntent::Referral), intent, decided_by: "rules".into(), usage: None }
 }
 
 /// Whether `address` may be a colleague the reply refers us to: not the sender, and at the
