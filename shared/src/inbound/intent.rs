@@ -44,6 +44,26 @@ const POINTS_ELSEWHERE: &[&str] = &[
     "takes care of",
     "that'd be",
     "that would be",
+    "send this to",
+    "send it to",
+    "send them to",
+    "forward this to",
+    "direct your",
+    "direct it to",
+    "hit up",
+    "address is",
+    "email him",
+    "email her",
+    "email them",
+    "goes through",
+    "go through",
+    "sits with",
+    "sit with",
+    "deals with",
+    "deal with",
+    "deal w/",
+    "not me",
+    "try ",
     "try our",
     "you can reach",
     "reach her",
@@ -133,6 +153,22 @@ const WRONG_PERSON: &[&str] = &[
     "i've retired",
     "i have retired",
     "not my remit",
+    "not the person to",
+    "not my area",
+    "aren't my area",
+    "isn't my area",
+    "not my wheelhouse",
+    "no idea who",
+    "not sure who",
+    "don't know who",
+    "don't buy anything",
+    "moved over to",
+    "moved to another",
+    "changed roles",
+    "new role",
+    "does not handle",
+    "doesn't handle",
+    "not appropriate for me",
     "not in my remit",
     "isn't in my remit",
     "outside my remit",
@@ -182,6 +218,22 @@ const WRONG_PERSON: &[&str] = &[
 /// A no.
 const DECLINES: &[&str] = &[
     "not interested",
+    "has been frozen",
+    "have been frozen",
+    "budget freeze",
+    "unable to engage",
+    "unable to take",
+    "not able to take",
+    "do not schedule",
+    "don't schedule",
+    "not moving forward",
+    "won't be moving forward",
+    "will not be moving forward",
+    "hard pass",
+    "pass on this",
+    "geen behoefte",
+    "geen interesse",
+    "nee bedankt",
     "not intrested",
     "not intersted",
     "decided not to",
@@ -333,6 +385,15 @@ const WHEN: &[&str] = &[
     "friday",
     "tomorrow",
     "tmrw",
+    "mon",
+    "tue",
+    "tues",
+    "wed",
+    "weds",
+    "thu",
+    "thur",
+    "thurs",
+    "fri",
     "next week",
     "this week",
     ":00",
@@ -400,12 +461,6 @@ const INTEREST: &[&str] = &[
     "happy to",
     "let's talk",
     "let's do it",
-    "pricing",
-    "case study",
-    "case studies",
-    "deck",
-    "brochure",
-    "one-pager",
     "yes please",
     "interessant",
     "interessiert",
@@ -426,6 +481,10 @@ const INTEREST: &[&str] = &[
     "más información",
 ];
 
+/// What a prospect may ask for or about: a request for it ("send the deck") is interest, a
+/// question about it ("is pricing per user?") a question.
+const TOPICS: &[&str] = &["pricing", "price", "prices", "case study", "case studies", "deck", "brochure", "one-pager", "trial", "samples"];
+
 /// Words that turn the phrase after them around ("no need for a call", "not interested").
 const NEGATIONS: &[&str] = &[
     "no need for a",
@@ -442,11 +501,23 @@ const NEGATIONS: &[&str] = &[
     "can't meet",
     "cannot meet",
     "no time for a",
+    "no call needed",
+    "no meeting needed",
+    "no need to talk",
+    "no need to meet",
+    "keine zeit für ein",
+    "für ein telefonat fehlt",
+    "pas besoin d'un appel",
+    "sin necesidad de llamada",
 ];
 
 /// The message was not meant for us ("please disregard").
 const MISSENT: &[&str] =
     &["please disregard", "sent this by mistake", "sent in error", "wrong thread", "meant to send this to", "ignore my last"];
+
+/// Questions about when we could talk: a meeting asked for without a meeting word.
+const ASKS_WHEN: &[&str] =
+    &["your availability", "you available", "when are you free", "what times", "what time works", "when works", "when suits"];
 
 /// Words that accept a time when no meeting word is used ("Thursday 2pm works").
 const ACCEPTS_TIME: &[&str] = &["works for me", "work for me", " works", "how about", "does that work", "let's do", "lets do", "see you"];
@@ -458,8 +529,9 @@ fn holds(text: &str, phrase: &str) -> bool {
     text.match_indices(phrase).any(|(at, _)| {
         let before = text[..at].chars().next_back();
         let after = text[at + phrase.len()..].chars().next();
+        let open_start = !phrase.starts_with(|c: char| c.is_alphanumeric());
         let open_end = !phrase.ends_with(|c: char| c.is_alphanumeric());
-        !word_char(before) && (open_end || !word_char(after))
+        (open_start || !word_char(before)) && (open_end || !word_char(after))
     })
 }
 
@@ -495,7 +567,7 @@ fn asks_for_meeting(text: &str) -> bool {
     let rest = without_negated_meetings(text);
     let meeting = any(&rest, MEETING);
     let when = any(&format!("{rest} "), WHEN) || names_a_time(&rest);
-    if when && any(&format!("{rest} "), ACCEPTS_TIME) {
+    if (when && any(&format!("{rest} "), ACCEPTS_TIME)) || any(&rest, ASKS_WHEN) {
         return true;
     }
     let books = ["book", "schedule", "set up", "set something up", "send an invite", "send a calendar", "send me an invite", "grab"]
@@ -538,7 +610,7 @@ fn readable(text: &str) -> String {
 /// Decides by the rules. `sender` is the reply's From address (never the referred one).
 pub fn by_rules(text: &str, sender: Option<&str>) -> IntentReading {
     let reading = readable(text);
-    let others: Vec<String> = addresses_in(text).into_iter().filter(|a| could_be_referred(a, sender)).collect();
+    let others: Vec<String> = addresses_in(before_signature(text)).into_iter().filter(|a| could_be_referred(a, sender)).collect();
     if any(&reading, MISSENT) {
         return IntentReading { intent: ReplyIntent::Other, referral: None, decided_by: "rules".into(), usage: None };
     }
@@ -555,9 +627,61 @@ pub fn by_rules(text: &str, sender: Option<&str>) -> IntentReading {
         _ if meeting => ReplyIntent::MeetingRequest,
         _ if any(&reading, INTEREST) => ReplyIntent::Interested,
         _ if reading.contains('?') => ReplyIntent::Question,
+        _ if any(&reading, TOPICS) => ReplyIntent::Interested,
         _ => ReplyIntent::Other,
     };
     IntentReading { referral: referral.filter(|_| intent == ReplyIntent::Referral), intent, decided_by: "rules".into(), usage: None }
+}
+
+/// Closings that start a signature block, in the replies' languages.
+const CLOSINGS: &[&str] = &[
+    "regards",
+    "kind regards",
+    "best regards",
+    "warm regards",
+    "best",
+    "best wishes",
+    "thanks",
+    "thank you",
+    "many thanks",
+    "cheers",
+    "sincerely",
+    "yours sincerely",
+    "yours faithfully",
+    "respectfully",
+    "all the best",
+    "mit freundlichen grüßen",
+    "viele grüße",
+    "beste grüße",
+    "freundliche grüße",
+    "grüße",
+    "gruß",
+    "cordialement",
+    "bien cordialement",
+    "bien à vous",
+    "salutations",
+    "saludos",
+    "atentamente",
+    "un saludo",
+    "cordiales saludos",
+    "met vriendelijke groet",
+    "groeten",
+    "cumprimentos",
+    "atenciosamente",
+];
+
+/// The reply above its signature: addresses below a closing ("Regards,") are the sender's own
+/// or their company's, never the colleague the reply points to.
+fn before_signature(text: &str) -> &str {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let closing = line.trim().trim_end_matches([',', '.', '!']).to_lowercase();
+        if offset > 0 && CLOSINGS.contains(&closing.as_str()) {
+            return &text[..offset];
+        }
+        offset += line.len();
+    }
+    text
 }
 
 /// Whether `address` may be a colleague the reply refers us to: not the sender, and at the
@@ -684,6 +808,26 @@ mod tests {
         let referral = by_rules("Please talk to Jane Doe (jane.doe@initech.example), she runs ops.", Some("ada@initech.example"));
         assert_eq!(referral.intent, ReplyIntent::Referral);
         assert_eq!(referral.referral, Some(Referral { name: Some("Jane Doe".into()), email: Some("jane.doe@initech.example".into()) }));
+    }
+
+    #[test]
+    fn words_are_matched_whole_and_a_signature_s_addresses_are_no_referral() {
+        assert_eq!(intent("Basically, we use ChatGPT for this already, no thanks."), ReplyIntent::NotInterested);
+        assert_eq!(intent("Thursday 2pm works."), ReplyIntent::MeetingRequest);
+        let signed = "I work in QA, so I'm not the person to evaluate this.\n\nRegards,\nEmma\nemma@strand.example";
+        assert_eq!(
+            by_rules(signed, None).intent,
+            ReplyIntent::WrongPerson,
+            "without knowing the sender, the signature still says who wrote"
+        );
+        let billing = by_rules("Not interested. For invoices contact billing@vendor.example", Some("ada@initech.example"));
+        assert_eq!((billing.intent, billing.referral), (ReplyIntent::NotInterested, None), "another company's address is no colleague");
+        let turkish = by_rules("İstanbul office here. Please talk to Şule Kaya, she owns this.", Some("ada@initech.example"));
+        assert_eq!(
+            turkish.referral.and_then(|r| r.name).as_deref(),
+            Some("Şule Kaya"),
+            "text that lowercases to other lengths is read safely"
+        );
     }
 
     #[test]
