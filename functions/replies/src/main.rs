@@ -7,5 +7,5 @@ use sales_agent::runtime::Runtime;
 async fn main() -> Result<(), lambda_runtime::Error> {
     sales_agent::telemetry::init();
     let runtime = Runtime::connect(Settings::from_env()?).await?;
-    sales_agent::lambda::serve_scheduled(runtime.scheduled_tasks()).await
+    sales_agent::lambda::serve_scheduled(runtime, || async { Runtime::connect(Settings::from_env()?).await }).await
 }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
-use crate::app::{FeedbackConsumer, FeedbackError, ScheduledReport, ScheduledTasks, StepWorker};
+use crate::app::{FeedbackConsumer, FeedbackError, ReplyReading, ScheduledReport, ScheduledTasks, StepWorker};
+use crate::runtime::Runtime;
 pub use sqs_batch::process_batch;
 
 /// Runs a worker Lambda: each SQS batch goes through `process_batch`. `max_receive_count` is
@@ -68,12 +69,32 @@ pub async fn handle_scheduled(tasks: &ScheduledTasks) -> Result<ScheduledReport,
     Ok(report)
 }
 
-/// Runs the scheduled Lambda; the event's content does not matter, only that it fired.
-pub async fn serve_scheduled(tasks: ScheduledTasks) -> Result<(), Error> {
-    let tasks = Arc::new(tasks);
+/// Runs the scheduled Lambda; the event's content does not matter, only that it fired. While
+/// the mailbox settings (or the secret holding them) could not be loaded, `connect` loads them
+/// again before each run: a passing fault must not hold follow-ups for the container's life.
+pub async fn serve_scheduled<F, Fut>(runtime: Runtime, connect: F) -> Result<(), Error>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<Runtime>> + Send,
+{
+    let current = Arc::new(tokio::sync::Mutex::new(runtime));
+    let connect = Arc::new(connect);
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<serde_json::Value>| {
-        let tasks = tasks.clone();
-        async move { handle_scheduled(&tasks).await }
+        let (current, connect) = (current.clone(), connect.clone());
+        async move {
+            let mut runtime = current.lock().await;
+            if matches!(runtime.inbox, ReplyReading::Broken(_)) {
+                match connect().await {
+                    Ok(fresh) if !matches!(fresh.inbox, ReplyReading::Broken(_)) => {
+                        tracing::info!("the mailbox settings load again; replies are read");
+                        *runtime = fresh;
+                    }
+                    Ok(_) => tracing::warn!("the mailbox settings still cannot be loaded"),
+                    Err(error) => tracing::warn!(error = %format!("{error:#}"), "the runtime could not be set up again"),
+                }
+            }
+            handle_scheduled(&runtime.scheduled_tasks()).await
+        }
     }))
     .await
 }
