@@ -17,6 +17,14 @@ use sales_agent_tests::{TestApp, agent_spec};
 const FIVE_LEADS: &str = "email,first_name,company\nada@initech.example,Ada,Initech\nbob@globex.example,Bob,Globex\n\
 cy@umbrella.example,Cy,Umbrella\ndee@hooli.example,Dee,Hooli\neve@stark.example,Eve,Stark\n";
 
+/// A CSV of `count` leads, each at a company of its own (`lead0@acme0.example`, …).
+fn leads_at_own_companies(local: &str, first_name: &str, count: usize) -> String {
+    std::iter::once("email,first_name,company".to_string())
+        .chain((0..count).map(|i| format!("{local}{i}@acme{i}.example,{first_name},Acme {i}")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 async fn poll(app: &TestApp) -> ScheduledReport {
     let report = app.runtime.scheduled_tasks().run().await.expect("the scheduled run succeeds");
     app.drain().await;
@@ -159,11 +167,7 @@ async fn a_batch_limit_spreads_a_full_mailbox_over_several_runs_without_skipping
         settings.reply_bounds.max_messages = 3;
     });
     let agent_id = app.create_agent(&agent_spec()).await;
-    let csv: String = std::iter::once("email,first_name,company".to_string())
-        .chain((0..7).map(|i| format!("lead{i}@acme{i}.example,Lead,Acme {i}")))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let execution_id = app.start_csv(&agent_id, &csv).await;
+    let execution_id = app.start_csv(&agent_id, &leads_at_own_companies("lead", "Lead", 7)).await;
     app.drain().await;
     for l in app.leads(&execution_id).await {
         mailbox.deliver(&reply_to(
@@ -340,11 +344,7 @@ async fn a_busy_mailbox_with_large_attachments_is_read_within_its_byte_bound_acr
         settings.reply_bounds = bounds;
     });
     let agent_id = app.create_agent(&agent_spec()).await;
-    let csv: String = std::iter::once("email,first_name,company".to_string())
-        .chain((0..10).map(|i| format!("buyer{i}@acme{i}.example,Buyer,Acme {i}")))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let execution_id = app.start_csv(&agent_id, &csv).await;
+    let execution_id = app.start_csv(&agent_id, &leads_at_own_companies("buyer", "Buyer", 10)).await;
     app.drain().await;
     let leads = app.leads(&execution_id).await;
 

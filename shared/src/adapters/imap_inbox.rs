@@ -308,8 +308,7 @@ where
             batch.more_waiting = true;
             break;
         }
-        let set = chunk.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-        let fetches: Vec<_> = session.uid_fetch(&set, format!("(UID BODY.PEEK[]<0.{cap}>)")).await?.try_collect().await?;
+        let fetches: Vec<_> = session.uid_fetch(uid_set(chunk), format!("(UID BODY.PEEK[]<0.{cap}>)")).await?.try_collect().await?;
         let mut messages: Vec<InboundMessage> = fetches
             .iter()
             .filter_map(|fetch| Some(InboundMessage { folder: key.to_string(), uid: fetch.uid?, raw: fetch.body()?.to_vec() }))
@@ -325,6 +324,11 @@ where
     Ok(batch)
 }
 
+/// UIDs as an IMAP sequence set ("4,7,9").
+fn uid_set(uids: &[u32]) -> String {
+    uids.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
 /// Each message's size (RFC822.SIZE), fetched before any body.
 async fn message_sizes<T>(session: &mut async_imap::Session<T>, uids: &[u32]) -> async_imap::error::Result<HashMap<u32, u32>>
 where
@@ -332,8 +336,7 @@ where
 {
     let mut sizes = HashMap::new();
     for chunk in uids.chunks(500) {
-        let set = chunk.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-        let fetches: Vec<_> = session.uid_fetch(&set, "(UID RFC822.SIZE)").await?.try_collect().await?;
+        let fetches: Vec<_> = session.uid_fetch(uid_set(chunk), "(UID RFC822.SIZE)").await?.try_collect().await?;
         sizes.extend(fetches.iter().filter_map(|fetch| Some((fetch.uid?, fetch.size?))));
     }
     Ok(sizes)

@@ -276,9 +276,7 @@ pub async fn start_referral(
     let key = format!("referral-{}", lead.id);
     let fingerprint = format!("referral:{}:{}", lead.id, contact.email.dedupe_key());
     let starter = StartExecution { ports: &app.ports };
-    if let Some(existing) = starter.replayable(agent.id, &key, &fingerprint).await.map_err(start_problem)? {
-        return replay(&app, existing).await;
-    }
+    // The start itself replays an execution its key already started.
     let request = crate::app::start::StartRequest {
         agent,
         source: LeadSourceKind::Referral,

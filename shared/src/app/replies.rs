@@ -15,10 +15,10 @@ use sha2::{Digest, Sha256};
 
 use super::sending_health::{pause_if_unhealthy, pause_mailbox_if_unhealthy};
 use super::{Committed, RetryableStepError, StepPorts, deciding};
+use crate::domain::{Agent, ExecutionId, ExecutionState, IntentReading, LeadId, ReplyIntent, Timestamp};
 use crate::domain::{
     EmailAddress, InboundEffect, InboundRecord, Lead, LeadEvent, LeadStateKind, MailboxCursor, QuarantinedMessage, SequenceEnd,
 };
-use crate::domain::{ExecutionId, ExecutionState, IntentReading, ReplyIntent, Timestamp};
 use crate::inbound::{self, BounceReport, InboundMail, MailClass, intent};
 use crate::ports::Drafter;
 use crate::ports::store::LeadQuery;
@@ -60,11 +60,22 @@ impl ReplyReport {
     }
 }
 
+/// A sender's address as kept in the store: no real address is longer than 320 characters.
+fn kept_sender(from: &str) -> String {
+    from.chars().take(320).collect()
+}
+
+/// Whether `from` is the agent's own address (its sender or reply-to).
+fn sent_by(agent: &Agent, from: Option<&str>) -> bool {
+    let Some(from) = from else { return false };
+    std::iter::once(&agent.sender.email).chain(agent.sender.reply_to.as_ref()).any(|ours| ours.as_str().eq_ignore_ascii_case(from))
+}
+
 /// Fills a quarantined entry with what a person needs to find the message in the mailbox.
 fn describe(quarantined: &mut QuarantinedMessage, message: &InboundMessage) {
     if let Some(mail) = inbound::read(&message.raw) {
         quarantined.message_id = mail.message_id;
-        quarantined.from = mail.from.map(|from| from.chars().take(320).collect());
+        quarantined.from = mail.from.as_deref().map(kept_sender);
         quarantined.subject = mail.subject.chars().take(200).collect();
     }
 }
@@ -334,7 +345,10 @@ impl InboundActions {
             tracing::info!(%source, class = mail.class.name(), "no lead matches this message");
             return Ok(Processed::Unmatched);
         };
-        if !mail.class.is_delivery_notice() && self.is_agent_sender(&lead, mail.from.as_deref()).await? {
+        // A delivery notice is a machine's; anything else may be the agent's own mail, and a
+        // person's answer may stop the company.
+        let agent = if mail.class.is_delivery_notice() { None } else { self.agent_of(&lead).await? };
+        if agent.as_ref().is_some_and(|agent| sent_by(agent, mail.from.as_deref())) {
             return Ok(Processed::Own);
         }
         let (lead_id, execution_id, agent_id) = (lead.id, lead.execution_id, lead.agent_id);
@@ -343,16 +357,17 @@ impl InboundActions {
             MailClass::HumanReply if !lead.has_inbound(&message_key) => Some(self.intent_of(mail).await),
             _ => None,
         };
+        let now = self.ports.clock.now();
         // When the answer came and what it meant, for the company stop (read again on a
         // duplicate, from what the lead kept of it).
         let answered = match lead.inbound.iter().find(|r| r.message_key == message_key) {
             Some(kept) => (kept.received_at, kept.intent),
-            None => (self.ports.clock.now(), reading.as_ref().map(|r| r.intent)),
+            None => (now, reading.as_ref().map(|r| r.intent)),
         };
         let record = InboundRecord {
             class: mail.class.name().into(),
             message_key,
-            from: mail.from.as_ref().map(|from| from.chars().take(320).collect()),
+            from: mail.from.as_deref().map(kept_sender),
             subject: mail.subject.chars().take(500).collect(),
             text: mail.text.chars().take(4_000).collect(),
             status: match &mail.class {
@@ -365,7 +380,7 @@ impl InboundActions {
                 _ => None,
             },
             folder: source.to_string(),
-            received_at: self.ports.clock.now(),
+            received_at: now,
             intent: reading.as_ref().map(|r| r.intent),
             usage: reading.as_ref().and_then(|r| r.usage),
             referral: reading.and_then(|r| r.referral),
@@ -392,11 +407,12 @@ impl InboundActions {
         // Done again for a duplicate too: a stop that failed after the reply was recorded is
         // finished by the reply's next reading.
         // A note filed as other ("please disregard", "received") stops no one.
-        if matches!(processed, Processed::Matched | Processed::Duplicate)
+        if let Some(agent) = &agent
+            && matches!(processed, Processed::Matched | Processed::Duplicate)
             && mail.class == MailClass::HumanReply
             && answered.1 != Some(ReplyIntent::Other)
         {
-            self.stop_company(&lead, mail.from.as_deref().unwrap_or(lead.contact.email.as_str()), answered.0).await?;
+            self.stop_company(agent, &lead, mail.from.as_deref().unwrap_or(lead.contact.email.as_str()), answered.0).await?;
         }
         let hurts_reputation = matches!(effect, InboundEffect::Ends(SequenceEnd::HardBounce | SequenceEnd::Complaint));
         // Checked again for a duplicate too: a check that failed after the event was recorded
@@ -413,13 +429,8 @@ impl InboundActions {
     /// Someone at `lead`'s company answered (`by`): with the agent's `replies.stop_company`, the
     /// sequences of the company's other leads in the agent's running and paused executions end,
     /// each with the reason. Companies are told by mail domain; free mail is no company.
-    async fn stop_company(&self, lead: &Lead, by: &str, answered_at: Timestamp) -> Result<(), RetryableStepError> {
+    async fn stop_company(&self, agent: &Agent, lead: &Lead, by: &str, answered_at: Timestamp) -> Result<(), RetryableStepError> {
         let Some(domain) = lead.contact.company_mail_domain() else { return Ok(()) };
-        let agent = match self.ports.store.get_agent(lead.agent_id).await {
-            Ok(agent) => agent,
-            Err(StoreError::NotFound) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
         if !agent.replies.stop_company {
             return Ok(());
         }
@@ -470,13 +481,10 @@ impl InboundActions {
             let colleagues = page.items.iter().filter(|other| {
                 // A lead started after the answer (the colleague it referred us to) is not stopped
                 // by it, even when the answer is read again.
-                other.id != lead.id
-                    && other.created_at <= answered_at
-                    && !other.state.kind().is_terminal()
-                    && other.contact.company_mail_domain().as_deref() == Some(domain)
+                other.id != lead.id && other.created_at <= answered_at && other.contact.company_mail_domain().as_deref() == Some(domain)
             });
             for colleague in colleagues {
-                self.stop_colleague(colleague.clone(), by).await?;
+                self.stop_colleague(colleague.id, by).await?;
             }
             match page.next_cursor {
                 Some(cursor) => page_request = PageRequest { cursor: Some(cursor), ..page_request },
@@ -486,30 +494,25 @@ impl InboundActions {
     }
 
     /// Ends one colleague's sequence, reading the lead again when a worker moved it meanwhile.
-    async fn stop_colleague(&self, mut colleague: Lead, by: &str) -> Result<(), RetryableStepError> {
-        for _ in 0..3 {
+    async fn stop_colleague(&self, colleague_id: LeadId, by: &str) -> Result<(), RetryableStepError> {
+        deciding(|| async move {
+            let Some(colleague) = self.ports.load_lead(colleague_id).await? else { return Ok(()) };
             let event = LeadEvent::ColleagueReplied { by: by.to_string() };
             // Finished, or sending right now: nothing to stop.
             let Ok(transition) = colleague.advanced(event, self.ports.clock.now()) else { return Ok(()) };
             match self.ports.commit(&transition).await {
-                Ok(()) | Err(Committed::NotEnqueued(_)) => return Ok(()),
-                Err(Committed::Refused(StoreError::Conflict)) => match self.ports.load_lead(colleague.id).await? {
-                    Some(current) => colleague = current,
-                    None => return Ok(()),
-                },
-                Err(Committed::Refused(e)) => return Err(e.into()),
+                Ok(()) | Err(Committed::NotEnqueued(_)) => Ok(()),
+                Err(refused) => Err(refused.into()),
             }
-        }
-        Err(RetryableStepError(format!("lead {} kept changing while its sequence was being stopped", colleague.id)))
+        })
+        .await
     }
 
-    async fn is_agent_sender(&self, lead: &Lead, from: Option<&str>) -> Result<bool, RetryableStepError> {
-        let Some(from) = from else { return Ok(false) };
+    /// The lead's agent, unless it was deleted meanwhile.
+    async fn agent_of(&self, lead: &Lead) -> Result<Option<Agent>, RetryableStepError> {
         match self.ports.store.get_agent(lead.agent_id).await {
-            Ok(agent) => Ok(std::iter::once(&agent.sender.email)
-                .chain(agent.sender.reply_to.as_ref())
-                .any(|ours| ours.as_str().eq_ignore_ascii_case(from))),
-            Err(StoreError::NotFound) => Ok(false),
+            Ok(agent) => Ok(Some(agent)),
+            Err(StoreError::NotFound) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }

@@ -202,32 +202,29 @@ impl ExecutionCounters {
 
     /// Replies counted by the intent of each lead's first answer.
     pub fn replies_by_intent(&self) -> [(super::ReplyIntent, u64); 7] {
-        use super::ReplyIntent as I;
-        [
-            (I::Interested, self.interested),
-            (I::NotInterested, self.not_interested),
-            (I::MeetingRequest, self.meeting_requests),
-            (I::Referral, self.referrals),
-            (I::WrongPerson, self.wrong_person),
-            (I::Question, self.questions),
-            (I::Other, self.other_replies),
-        ]
+        let mut counters = *self;
+        super::ReplyIntent::ALL.map(|intent| (intent, *counters.replies_with(intent)))
     }
 
     /// One human reply read as `intent`.
     pub fn reply_with_intent(intent: super::ReplyIntent) -> Self {
-        use super::ReplyIntent as I;
         let mut counters = Self::default();
-        *match intent {
-            I::Interested => &mut counters.interested,
-            I::NotInterested => &mut counters.not_interested,
-            I::MeetingRequest => &mut counters.meeting_requests,
-            I::Referral => &mut counters.referrals,
-            I::WrongPerson => &mut counters.wrong_person,
-            I::Question => &mut counters.questions,
-            I::Other => &mut counters.other_replies,
-        } = 1;
+        *counters.replies_with(intent) = 1;
         counters
+    }
+
+    /// The counter of replies read as `intent`.
+    fn replies_with(&mut self, intent: super::ReplyIntent) -> &mut u64 {
+        use super::ReplyIntent as I;
+        match intent {
+            I::Interested => &mut self.interested,
+            I::NotInterested => &mut self.not_interested,
+            I::MeetingRequest => &mut self.meeting_requests,
+            I::Referral => &mut self.referrals,
+            I::WrongPerson => &mut self.wrong_person,
+            I::Question => &mut self.questions,
+            I::Other => &mut self.other_replies,
+        }
     }
 
     pub fn response_rate(&self) -> f64 {
