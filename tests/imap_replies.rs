@@ -401,7 +401,7 @@ async fn replies_are_filed_by_intent_a_referral_becomes_a_lead_and_a_colleague_s
             &agent_id,
             "email,first_name,company\nada@initech.example,Ada,Initech\ngrace@initech.example,Grace,Initech\n\
              bob@globex.example,Bob,Globex\ncy@umbrella.example,Cy,Umbrella\neve@gmail.com,Eve,Eve Consulting\n\
-             fay@gmail.com,Fay,Fay Design\n",
+             fay@gmail.com,Fay,Fay Design\nkim@hooli.example,Kim,Hooli\nlou@hooli.example,Lou,Hooli\n",
         )
         .await;
     app.drain().await;
@@ -414,9 +414,10 @@ async fn replies_are_filed_by_intent_a_referral_becomes_a_lead_and_a_colleague_s
         "I'm not the right person for this. Please talk to Jane Doe (jane.doe@umbrella.example), she runs planning.",
     ));
     mailbox.deliver(&answer("eve@gmail.com", "Sounds interesting, send me the deck."));
+    mailbox.deliver(&answer("kim@hooli.example", "Please disregard, sent this by mistake."));
 
     let report = poll(&app).await.replies.expect("the mailbox is read");
-    assert_eq!(report.matched, 4, "{report:?}");
+    assert_eq!(report.matched, 5, "{report:?}");
 
     let leads = app.leads(&execution_id).await;
     let intent_of = |email: &str| lead(&leads, email)["reply_intent"].as_str().map(str::to_string);
@@ -431,6 +432,8 @@ async fn replies_are_filed_by_intent_a_referral_becomes_a_lead_and_a_colleague_s
     let grace = lead(&leads, "grace@initech.example");
     assert_eq!((grace["state"].as_str(), grace["reason"].as_str()), (Some("skipped"), Some("colleague_replied")), "{grace}");
     assert_eq!(lead(&leads, "fay@gmail.com")["state"], "sent");
+    assert_eq!(intent_of("kim@hooli.example").as_deref(), Some("other"));
+    assert_eq!(lead(&leads, "lou@hooli.example")["state"], "sent", "a note filed as other stops no one");
     let log = app.get(&format!("/api/v1/executions/{execution_id}/logs?limit=200")).await.body.to_string();
     assert!(log.contains("ada@initech.example, at the same company, answered"), "{log}");
 
@@ -444,13 +447,14 @@ async fn replies_are_filed_by_intent_a_referral_becomes_a_lead_and_a_colleague_s
     let counters = &app.execution(&execution_id).await["counters"];
     assert_eq!(
         [&counters["meeting_requests"], &counters["not_interested"], &counters["referrals"], &counters["interested"], &counters["replied"]],
-        [1, 1, 1, 1, 4],
+        [1, 1, 1, 1, 5],
         "{counters}"
     );
     let overview = app.get("/api/v1/stats/overview").await.body;
     assert_eq!(overview["replies_by_intent"]["referral"], 1, "{overview}");
 
     // The referred colleague becomes a lead of the same agent, once.
+    app.clock.advance(Duration::minutes(1));
     let cy_id = cy["id"].as_str().unwrap();
     let referred = app.post_json(&format!("/api/v1/leads/{cy_id}/referral"), &serde_json::json!({})).await;
     assert_eq!(referred.status, 201, "{}", referred.body);
@@ -465,6 +469,12 @@ async fn replies_are_filed_by_intent_a_referral_becomes_a_lead_and_a_colleague_s
         (Some("jane.doe@umbrella.example"), Some("Jane"))
     );
     assert_eq!(jane["state"], "sent", "the referred colleague is emailed: {jane}");
+    // Cy's answer read again (its folder's UIDVALIDITY changed): Jane, started after it, keeps
+    // her sequence.
+    let cursors = app.runtime.store.list_mailbox_cursors().await.unwrap();
+    app.runtime.store.save_mailbox_cursor(&MailboxCursor { uid_validity: 1, last_uid: 0, ..cursors[0].clone() }).await.unwrap();
+    assert_eq!(poll(&app).await.replies.unwrap().duplicates, 5);
+    assert_eq!(app.leads(&referral_execution).await[0]["state"], "sent", "a re-read answer stops no one started after it");
     let no_referral = app
         .post_json(
             &format!("/api/v1/leads/{}/referral", lead(&leads, "bob@globex.example")["id"].as_str().unwrap()),

@@ -666,6 +666,18 @@ mod tests {
     }
 
     #[test]
+    fn a_colleague_s_answer_stops_a_waiting_sequence_but_never_an_email_leaving_or_a_finished_lead() {
+        let by = || LeadEvent::ColleagueReplied { by: "ada@initech.example".into() };
+        let mut sent = drafted();
+        sent.state = LeadState::Sent;
+        let stopped = after(&sent, by());
+        assert_eq!(stopped.state, LeadState::Skipped { reason: SkipReason::ColleagueReplied });
+        let sending = after(&drafted(), LeadEvent::SendClaimed(claim("c1")));
+        assert!(sending.advanced(by(), now()).is_err(), "an email leaving now is not stopped half-way");
+        assert!(stopped.advanced(by(), now()).is_err(), "a finished lead is not stopped again");
+    }
+
+    #[test]
     fn a_follow_up_that_must_wait_for_a_fresh_read_moves_only_later_and_a_first_email_never_waits() {
         let later = now() + chrono::Duration::minutes(5);
         let mut sent = drafted();
